@@ -1,0 +1,102 @@
+//! One function per subcommand. Each validates everything it was given before it touches a
+//! key or the network, then does its one job.
+
+mod credential_process;
+mod read_certificate_data;
+mod sign_string;
+
+use std::sync::Arc;
+
+pub use credential_process::{PreparedSession, fetch_credentials};
+
+use crate::cli::{Cli, Command, CredentialArgs};
+use crate::clock::{Clock, SystemClock};
+use crate::config::ConfigError;
+use crate::error::Error;
+
+/// Runs the parsed command line.
+pub async fn run(cli: Cli) -> Result<(), Error> {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    match cli.command {
+        Command::CredentialProcess(args) => credential_process::run(&args, clock).await,
+        Command::SignString(args) => sign_string::run(&args),
+        Command::ReadCertificateData(args) => read_certificate_data::run(&args),
+        Command::Version => {
+            println!("{}", env!("CARGO_PKG_VERSION"));
+            Ok(())
+        }
+        Command::Emulate(args) => Ok(crate::emulate::run(args, shutdown_signal()).await?),
+        Command::Demo(args) => crate::demo::run(&args).await,
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+/// Refuses, with a clear message, the Go helper's flags whose key stores are not built yet.
+/// They are accepted by the parser so a Go helper command line never fails as "unknown flag".
+pub fn refuse_unbuilt_features(args: &CredentialArgs) -> Result<(), ConfigError> {
+    let pkcs11 = "PKCS#11 tokens are not supported by this build yet";
+    let tpm = "TPM keys are not supported by this build yet";
+    let is = |v: &Option<String>, prefix: &str| v.as_deref().is_some_and(|s| s.starts_with(prefix));
+    let checks: [(bool, &'static str, &'static str); 8] = [
+        (
+            is(&args.certificate, "pkcs11:"),
+            "--certificate pkcs11:",
+            pkcs11,
+        ),
+        (
+            is(&args.private_key, "pkcs11:"),
+            "--private-key pkcs11:",
+            pkcs11,
+        ),
+        (args.pkcs11_lib.is_some(), "--pkcs11-lib", pkcs11),
+        (args.reuse_pin, "--reuse-pin", pkcs11),
+        (
+            is(&args.private_key, "handle:"),
+            "--private-key handle:",
+            tpm,
+        ),
+        (
+            args.tpm_key_password.is_some() || args.no_tpm_key_password,
+            "--tpm-key-password/--no-tpm-key-password",
+            tpm,
+        ),
+        (
+            args.cert_selector.is_some(),
+            "--cert-selector",
+            "certificate stores (Windows, macOS) and PKCS#11 are not supported by this build yet",
+        ),
+        (
+            args.use_latest_expiring_certificate,
+            "--use-latest-expiring-certificate",
+            "it applies to certificate stores and PKCS#11, which this build does not support yet",
+        ),
+    ];
+    for (hit, flag, why) in checks {
+        if hit {
+            return Err(ConfigError::NotSupported { flag, why });
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,58 @@
+//! `read-certificate-data`: the certificate facts an SDK needs to build a string to sign,
+//! as the Go helper's JSON.
+
+use serde::Serialize;
+
+use crate::cli::{CredentialArgs, ReadCertificateArgs};
+use crate::config::ConfigError;
+use crate::error::Error;
+use crate::identity::IdentityError;
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct CertificateData {
+    key_type: &'static str,
+    certificate_data: String,
+    serial_number: String,
+    supported_algorithms: Vec<String>,
+}
+
+pub fn run(args: &ReadCertificateArgs) -> Result<(), Error> {
+    super::refuse_unbuilt_features(&CredentialArgs {
+        certificate: args.certificate.clone(),
+        cert_selector: args.cert_selector.clone(),
+        pkcs11_lib: args.pkcs11_lib.clone(),
+        ..CredentialArgs::default()
+    })?;
+    let path = args.certificate.as_deref().ok_or(ConfigError::Missing {
+        flag: "--certificate",
+    })?;
+    let data = std::fs::read(path).map_err(|source| IdentityError::Read {
+        flag: "--certificate",
+        path: path.to_string(),
+        source,
+    })?;
+    let certs = crate::identity::parse_certificates(&data).map_err(|detail| {
+        IdentityError::NotACertificate {
+            flag: "--certificate",
+            path: path.to_string(),
+            detail,
+        }
+    })?;
+    let Some(cert) = certs.first() else {
+        return Err(IdentityError::NoCertificate.into());
+    };
+    let key_type = cert.key_kind().map(|k| k.family()).unwrap_or("");
+    let out = CertificateData {
+        key_type,
+        certificate_data: cert.to_base64(),
+        serial_number: cert.serial_decimal(),
+        supported_algorithms: ["SHA256", "SHA384", "SHA512"]
+            .iter()
+            .map(|d| format!("{key_type}{d}"))
+            .collect(),
+    };
+    let json = serde_json::to_string(&out).unwrap_or_default();
+    print!("{json}");
+    Ok(())
+}

@@ -1,0 +1,63 @@
+//! `sign-string`: signs standard input with the key, as the Go helper does (hash with
+//! `--digest`, then RSASSA-PKCS1-v1_5 or DER ECDSA), printed as `--format`.
+
+use std::io::{Read as _, Write as _};
+
+use secrecy::SecretString;
+
+use crate::cli::{CredentialArgs, SignDigest, SignFormat, SignStringArgs};
+use crate::config::ConfigError;
+use crate::error::Error;
+use crate::identity::{Identity, IdentitySpec};
+use crate::signer::{Digest, Signer};
+
+pub fn run(args: &SignStringArgs) -> Result<(), Error> {
+    super::refuse_unbuilt_features(&CredentialArgs {
+        private_key: args.private_key.clone(),
+        certificate: args.certificate.clone(),
+        cert_selector: args.cert_selector.clone(),
+        pkcs11_lib: args.pkcs11_lib.clone(),
+        reuse_pin: args.reuse_pin,
+        tpm_key_password: args.tpm_key_password.clone(),
+        no_tpm_key_password: args.no_tpm_key_password,
+        ..CredentialArgs::default()
+    })?;
+    let password = args.pkcs8_password.clone().map(SecretString::from);
+    let signer: std::sync::Arc<dyn Signer> = match (&args.private_key, &args.certificate) {
+        (Some(key), _) => std::sync::Arc::new(crate::identity::load_key(key, password)?),
+        (None, Some(_)) => {
+            Identity::load(&IdentitySpec {
+                certificate: args.certificate.clone(),
+                pkcs8_password: password,
+                ..IdentitySpec::default()
+            })?
+            .signer
+        }
+        (None, None) => {
+            return Err(ConfigError::Missing {
+                flag: "--private-key",
+            }
+            .into());
+        }
+    };
+    let mut input = Vec::new();
+    std::io::stdin()
+        .read_to_end(&mut input)
+        .map_err(|e| Error::io("cannot read standard input", e))?;
+    let digest = match args.digest {
+        SignDigest::Sha256 => Digest::Sha256,
+        SignDigest::Sha384 => Digest::Sha384,
+        SignDigest::Sha512 => Digest::Sha512,
+    };
+    let signature = signer.sign(&input, digest)?;
+    let hex = hex::encode(&signature);
+    let output: Vec<u8> = match args.format {
+        SignFormat::Text => hex.into_bytes(),
+        SignFormat::Json => format!("\"{hex}\"").into_bytes(),
+        SignFormat::Bin => signature,
+    };
+    let mut out = std::io::stdout().lock();
+    out.write_all(&output)
+        .and_then(|_| out.flush())
+        .map_err(|e| Error::io("cannot write to standard output", e))
+}

@@ -1,0 +1,93 @@
+//! The top-level error: every failure a command can end with, its exit code and its hint.
+//!
+//! Each boundary has its own typed error ([`crate::identity::IdentityError`],
+//! [`crate::config::ConfigError`], [`crate::session::SessionError`], ...); this enum only
+//! gathers them so `main` can print the chain once and pick the exit code.
+
+use std::fmt;
+
+/// Exit codes, documented in `--help` and the README.
+pub mod exit {
+    /// Credentials (or the requested output) were produced.
+    pub const SUCCESS: i32 = 0;
+    /// A runtime failure: the service refused, the network failed, a signature failed.
+    pub const RUNTIME: i32 = 1;
+    /// A usage or configuration error: bad flag, unreadable or invalid file, mismatched key.
+    /// Nothing was sent to the service.
+    pub const USAGE: i32 = 2;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error(transparent)]
+    Identity(#[from] crate::identity::IdentityError),
+    #[error(transparent)]
+    Session(#[from] crate::session::SessionError),
+    #[error(transparent)]
+    Emulate(#[from] crate::emulate::EmulateError),
+    #[error(transparent)]
+    Sign(#[from] crate::signer::SignError),
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    /// The process exit code for this error.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Config(_) | Error::Identity(_) | Error::Emulate(_) => exit::USAGE,
+            Error::Session(e) if e.is_configuration() => exit::USAGE,
+            Error::Session(_) | Error::Sign(_) | Error::Io { .. } => exit::RUNTIME,
+        }
+    }
+
+    /// What the user can do about it, when we know.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            Error::Config(e) => e.hint(),
+            Error::Identity(e) => e.hint(),
+            Error::Session(e) => e.hint(),
+            Error::Emulate(e) => e.hint(),
+            Error::Sign(_) | Error::Io { .. } => None,
+        }
+    }
+
+    /// An I/O failure on something that is not user input (stdout, a temp dir).
+    pub fn io(what: impl Into<String>, source: std::io::Error) -> Self {
+        Error::Io {
+            what: what.into(),
+            source,
+        }
+    }
+}
+
+/// Renders an error the way `main` prints it: the message, each distinct cause, the hint.
+pub struct Report<'a>(pub &'a Error);
+
+impl fmt::Display for Report<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let top = self.0.to_string();
+        write!(f, "error: {top}")?;
+        let mut seen = top;
+        let mut cause = std::error::Error::source(self.0);
+        while let Some(c) = cause {
+            let text = c.to_string();
+            // Transparent wrappers repeat their inner message; print each text once.
+            if !seen.contains(&text) {
+                write!(f, "\n  caused by: {text}")?;
+                seen = text;
+            }
+            cause = c.source();
+        }
+        if let Some(hint) = self.0.hint() {
+            write!(f, "\n  hint: {hint}")?;
+        }
+        Ok(())
+    }
+}

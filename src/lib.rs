@@ -1,0 +1,27 @@
+//! rolesanywhere-agent: AWS IAM Roles Anywhere credentials for workloads outside AWS.
+//!
+//! How the pieces fit, top-down:
+//! - [`cli`] parses the Go helper's command line; [`config`] validates it into typed settings
+//!   before any key is touched or any socket opened.
+//! - [`identity`] loads the certificate, chain and private key, and checks them pre-flight;
+//!   the key sits behind [`signer::Signer`], the one interface every key store implements.
+//! - [`signing`] holds the pure SigV4-X509 rules; [`session`] is the CreateSession client that
+//!   signs and sends the request, retrying what can be retried.
+//! - [`credentials`] is the secret-bearing result and its output formats.
+//! - [`commands`] runs each subcommand; [`emulate`] is a local CreateSession service that
+//!   verifies requests like the real one; [`demo`] wires them together offline; [`pki`]
+//!   makes throwaway certificate authorities for the demo and the tests.
+
+pub mod cli;
+pub mod clock;
+pub mod commands;
+pub mod config;
+pub mod credentials;
+pub mod demo;
+pub mod emulate;
+pub mod error;
+pub mod identity;
+pub mod pki;
+pub mod session;
+pub mod signer;
+pub mod signing;

@@ -1,0 +1,437 @@
+//! The CreateSession client: builds the request of PROTOCOL.md section 1, signs it with the
+//! identity's key, sends it over rustls, retries what the service says can be retried, and
+//! turns the answer into [`Credentials`]. The agent calls it from a background task; it
+//! holds no state between calls but the HTTP connection pool.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use secrecy::SecretString;
+use serde::Deserialize;
+use time::OffsetDateTime;
+
+use crate::clock::Clock;
+use crate::config::{EndpointSettings, SessionSettings};
+use crate::credentials::Credentials;
+use crate::identity::Identity;
+use crate::signer::{Digest, SignError};
+use crate::signing::UnsignedRequest;
+
+mod tls;
+
+/// Attempts per CreateSession call (the first try included).
+pub const MAX_ATTEMPTS: u32 = 3;
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(15);
+const BACKOFF_BASE: Duration = Duration::from_millis(200);
+const BACKOFF_CAP: Duration = Duration::from_secs(5);
+
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error("CreateSession failed: {error_type} ({status}): {message}")]
+    Service {
+        error_type: String,
+        status: u16,
+        message: String,
+    },
+    #[error("cannot reach {endpoint}: {detail}")]
+    Transport { endpoint: String, detail: String },
+    #[error("CreateSession answered something unexpected: {0}")]
+    BadResponse(String),
+    #[error("cannot sign the request")]
+    Sign(#[from] SignError),
+    #[error("cannot set up TLS: {0}")]
+    Tls(String),
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+}
+
+impl SessionError {
+    /// Configuration problems (bad CA bundle) exit 2 like other usage errors.
+    pub fn is_configuration(&self) -> bool {
+        matches!(self, SessionError::Config(_))
+    }
+
+    /// Whether another attempt may succeed.
+    fn is_retryable(&self) -> bool {
+        match self {
+            SessionError::Service { status, .. } => *status == 429 || *status >= 500,
+            SessionError::Transport { .. } => true,
+            _ => false,
+        }
+    }
+
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            SessionError::Service {
+                error_type,
+                status,
+                message,
+            } => service_hint(error_type, *status, message),
+            SessionError::Transport { .. } => Some(
+                "check --endpoint/--region and the network; behind a proxy pass --with-proxy with HTTPS_PROXY set; for a private CA set AWS_CA_BUNDLE or --ca-bundle".into(),
+            ),
+            SessionError::Config(e) => e.hint(),
+            _ => None,
+        }
+    }
+}
+
+fn service_hint(error_type: &str, status: u16, message: &str) -> Option<String> {
+    let m = message.to_ascii_lowercase();
+    Some(
+        if m.contains("expired") && m.contains("signature") || m.contains("skew") {
+            "the system clock is more than 5 minutes off: synchronise it (timedatectl, chrony) and retry".into()
+        } else if m.contains("untrusted") || m.contains("trust anchor") {
+            "the certificate does not chain to the trust anchor: check --trust-anchor-arn, and pass intermediate CAs with --intermediates".into()
+        } else if m.contains("certificate")
+            && (m.contains("expired") || m.contains("not yet valid"))
+        {
+            "renew the certificate, or check the system clock".into()
+        } else if error_type == "AccessDeniedException" || status == 403 {
+            "check that the role's trust policy lets rolesanywhere.amazonaws.com call sts:AssumeRole, sts:TagSession and sts:SetSourceIdentity (with any conditions on the certificate's subject), that the profile lists --role-arn, and that the trust anchor and profile are enabled".into()
+        } else if error_type == "ResourceNotFoundException" || status == 404 {
+            "check --trust-anchor-arn and --profile-arn, and that --region matches them".into()
+        } else if error_type == "ValidationException" {
+            "check --session-duration against the profile's and role's maximum session duration, and --role-session-name".into()
+        } else if status == 429 || error_type == "ThrottlingException" {
+            "too many CreateSession calls (about 10 per second per account): let `serve` cache credentials for your processes".into()
+        } else if status >= 500 {
+            "the service failed; retry later".into()
+        } else {
+            return None;
+        },
+    )
+}
+
+/// Sends CreateSession requests to one endpoint.
+pub struct SessionClient {
+    http: reqwest::Client,
+    base_url: String,
+    host: String,
+    clock: Arc<dyn Clock>,
+}
+
+impl SessionClient {
+    /// Builds the HTTP client: rustls on aws-lc-rs, the system roots plus any extra bundles,
+    /// proxies only with `--with-proxy` (as the Go helper does).
+    pub fn new(endpoint: &EndpointSettings, clock: Arc<dyn Clock>) -> Result<Self, SessionError> {
+        // reqwest needs a process-wide provider even for plain http; ours is aws-lc-rs. An
+        // error only means one is installed already.
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        let url = reqwest::Url::parse(&endpoint.base_url)
+            .map_err(|e| SessionError::Tls(e.to_string()))?;
+        let host = host_header(&url);
+        let mut builder = reqwest::Client::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .timeout(ATTEMPT_TIMEOUT)
+            .user_agent(concat!("rolesanywhere-agent/", env!("CARGO_PKG_VERSION")))
+            .redirect(reqwest::redirect::Policy::none());
+        if !endpoint.with_proxy {
+            builder = builder.no_proxy();
+        }
+        if url.scheme() == "https" {
+            builder = builder.tls_backend_preconfigured(tls::client_config(endpoint)?);
+        }
+        let http = builder
+            .build()
+            .map_err(|e| SessionError::Tls(e.to_string()))?;
+        Ok(SessionClient {
+            http,
+            base_url: endpoint.base_url.clone(),
+            host,
+            clock,
+        })
+    }
+
+    /// Calls CreateSession, retrying throttling, 5xx and connection failures with
+    /// exponential backoff and full jitter; each attempt is signed afresh.
+    pub async fn create_session(
+        &self,
+        identity: &Identity,
+        settings: &SessionSettings,
+    ) -> Result<Credentials, SessionError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.attempt(identity, settings).await {
+                Ok(creds) => return Ok(creds),
+                Err(e) if e.is_retryable() && attempt < MAX_ATTEMPTS => {
+                    let delay = backoff(attempt);
+                    tracing::warn!(attempt, delay_ms = delay.as_millis() as u64, error = %e, "CreateSession attempt failed; retrying");
+                    tokio::time::sleep(delay).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    async fn attempt(
+        &self,
+        identity: &Identity,
+        settings: &SessionSettings,
+    ) -> Result<Credentials, SessionError> {
+        let request = build_request(&self.host, identity, settings);
+        let now = self.clock.now();
+        let algorithm = identity.signer.key_kind().algorithm();
+        let prepared = request.prepare(algorithm, &settings.region, now);
+        tracing::debug!(canonical_request = %prepared.canonical_request, "signing CreateSession");
+        let signature = identity
+            .signer
+            .sign(prepared.string_to_sign.as_bytes(), Digest::Sha256)?;
+        let authorization = crate::signing::authorization(
+            algorithm,
+            &identity.certificate.serial_decimal(),
+            &prepared.scope,
+            &prepared.signed_headers,
+            &signature,
+        );
+        let mut url = format!("{}/sessions", self.base_url);
+        if !prepared.canonical_query.is_empty() {
+            // The canonical encoding is also what goes on the wire (space as %20, never +).
+            url.push('?');
+            url.push_str(&prepared.canonical_query);
+        }
+        let mut req = self.http.post(&url);
+        for (name, value) in &prepared.headers {
+            req = req.header(*name, value);
+        }
+        let response = req
+            .header("Authorization", authorization)
+            .body(request.body)
+            .send()
+            .await
+            .map_err(|e| self.transport(e))?;
+        let status = response.status().as_u16();
+        let error_type = response
+            .headers()
+            .get("x-amzn-ErrorType")
+            .and_then(|v| v.to_str().ok())
+            // The header may carry a `:namespace` suffix.
+            .map(|v| v.split(':').next().unwrap_or(v).to_string());
+        let body = response.bytes().await.map_err(|e| self.transport(e))?;
+        if (200..300).contains(&status) {
+            parse_success(&body, now)
+        } else {
+            Err(parse_failure(status, error_type, &body))
+        }
+    }
+
+    fn transport(&self, e: reqwest::Error) -> SessionError {
+        let mut detail = e.to_string();
+        let mut source = std::error::Error::source(&e);
+        while let Some(s) = source {
+            detail.push_str(": ");
+            detail.push_str(&s.to_string());
+            source = s.source();
+        }
+        SessionError::Transport {
+            endpoint: self.base_url.clone(),
+            detail,
+        }
+    }
+}
+
+/// The `Host` header exactly as the HTTP stack sends it: the port only when not default.
+fn host_header(url: &reqwest::Url) -> String {
+    let host = match url.host() {
+        Some(url::Host::Ipv6(ip)) => format!("[{ip}]"),
+        Some(h) => h.to_string(),
+        None => String::new(),
+    };
+    match url.port() {
+        Some(port) => format!("{host}:{port}"),
+        None => host,
+    }
+}
+
+/// The request the Go helper sends: ARNs in the query, duration (and session name) in the body.
+pub fn build_request(
+    host: &str,
+    identity: &Identity,
+    settings: &SessionSettings,
+) -> UnsignedRequest {
+    let mut body = serde_json::json!({ "durationSeconds": settings.duration_seconds });
+    if let Some(name) = &settings.role_session_name {
+        body["roleSessionName"] = serde_json::Value::String(name.clone());
+    }
+    UnsignedRequest {
+        host: host.to_string(),
+        query: vec![
+            ("profileArn".into(), settings.profile_arn.to_string()),
+            ("roleArn".into(), settings.role_arn.to_string()),
+            (
+                "trustAnchorArn".into(),
+                settings.trust_anchor_arn.to_string(),
+            ),
+        ],
+        content_type: "application/json".into(),
+        body: body.to_string().into_bytes(),
+        x509: identity.certificate.to_base64(),
+        x509_chain: identity.chain_header(),
+    }
+}
+
+fn backoff(attempt: u32) -> Duration {
+    let ceiling = BACKOFF_BASE
+        .saturating_mul(1 << attempt.min(10))
+        .min(BACKOFF_CAP);
+    // Full jitter: spread retries from many hosts over the whole window.
+    ceiling.mul_f64(fastrand::f64().max(0.1))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SessionResponse {
+    #[serde(default)]
+    credential_set: Vec<CredentialSetEntry>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CredentialSetEntry {
+    credentials: RawCredentials,
+    #[serde(default)]
+    role_arn: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawCredentials {
+    access_key_id: String,
+    secret_access_key: String,
+    session_token: String,
+    expiration: String,
+}
+
+fn parse_success(body: &[u8], now: OffsetDateTime) -> Result<Credentials, SessionError> {
+    let parsed: SessionResponse = serde_json::from_slice(body)
+        .map_err(|e| SessionError::BadResponse(format!("invalid JSON ({e})")))?;
+    let entry = parsed
+        .credential_set
+        .into_iter()
+        .next()
+        .ok_or_else(|| SessionError::BadResponse("an empty credentialSet".into()))?;
+    let c = entry.credentials;
+    let expiration = OffsetDateTime::parse(
+        &c.expiration,
+        &time::format_description::well_known::Rfc3339,
+    )
+    .map_err(|_| {
+        SessionError::BadResponse(format!("expiration '{}' is not RFC 3339", c.expiration))
+    })?;
+    if c.access_key_id.is_empty() || c.secret_access_key.is_empty() || c.session_token.is_empty() {
+        return Err(SessionError::BadResponse(
+            "credentials with empty fields".into(),
+        ));
+    }
+    if expiration <= now {
+        return Err(SessionError::BadResponse(format!(
+            "credentials that expired at {}",
+            crate::credentials::format_expiration(expiration)
+        )));
+    }
+    Ok(Credentials {
+        access_key_id: c.access_key_id,
+        secret_access_key: SecretString::from(c.secret_access_key),
+        session_token: SecretString::from(c.session_token),
+        expiration,
+        role_arn: entry.role_arn,
+    })
+}
+
+fn parse_failure(status: u16, error_type: Option<String>, body: &[u8]) -> SessionError {
+    #[derive(Deserialize)]
+    struct ErrorBody {
+        #[serde(alias = "Message")]
+        message: Option<String>,
+        #[serde(alias = "__type")]
+        r#type: Option<String>,
+    }
+    let parsed: Option<ErrorBody> = serde_json::from_slice(body).ok();
+    let message = parsed
+        .as_ref()
+        .and_then(|b| b.message.clone())
+        .unwrap_or_else(|| {
+            String::from_utf8_lossy(&body[..body.len().min(200)])
+                .trim()
+                .to_string()
+        });
+    let error_type = error_type
+        .or_else(|| parsed.and_then(|b| b.r#type))
+        .unwrap_or_else(|| format!("HTTP {status}"));
+    SessionError::Service {
+        error_type,
+        status,
+        message,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_service_response_and_refuses_empty_sets() {
+        let now = time::macros::datetime!(2026-11-24 12:00:00 UTC);
+        let body = br#"{"credentialSet":[{"credentials":{"accessKeyId":"ASIA1","secretAccessKey":"s","sessionToken":"t","expiration":"2026-11-24T13:00:00Z"},"roleArn":"arn:aws:iam::111122223333:role/r"}],"subjectArn":"x"}"#;
+        let c = parse_success(body, now).unwrap();
+        assert_eq!(c.access_key_id, "ASIA1");
+        assert_eq!(
+            c.expiration,
+            time::macros::datetime!(2026-11-24 13:00:00 UTC)
+        );
+        assert!(matches!(
+            parse_success(br#"{"credentialSet":[]}"#, now),
+            Err(SessionError::BadResponse(_))
+        ));
+        let expired = br#"{"credentialSet":[{"credentials":{"accessKeyId":"A","secretAccessKey":"s","sessionToken":"t","expiration":"2026-11-24T11:00:00Z"}}]}"#;
+        assert!(parse_success(expired, now).is_err());
+    }
+
+    #[test]
+    fn service_errors_read_like_the_issue_asks_with_hints() {
+        let e = parse_failure(
+            403,
+            Some("AccessDeniedException".into()),
+            br#"{"message":"Untrusted signing certificate"}"#,
+        );
+        assert_eq!(
+            e.to_string(),
+            "CreateSession failed: AccessDeniedException (403): Untrusted signing certificate"
+        );
+        assert!(e.hint().unwrap().contains("--intermediates"));
+        assert!(!e.is_retryable());
+        let e = parse_failure(503, None, b"oops");
+        assert!(e.is_retryable());
+        assert!(e.to_string().contains("HTTP 503 (503): oops"));
+        assert!(parse_failure(429, Some("ThrottlingException".into()), b"{}").is_retryable());
+        let skew = parse_failure(
+            403,
+            Some("AccessDeniedException".into()),
+            br#"{"message":"Signature expired: 20261124T120000Z is now earlier than ..."}"#,
+        );
+        assert!(skew.hint().unwrap().contains("clock"));
+    }
+
+    #[test]
+    fn host_header_keeps_only_non_default_ports() {
+        let u = |s: &str| reqwest::Url::parse(s).unwrap();
+        assert_eq!(
+            host_header(&u("https://rolesanywhere.us-east-1.amazonaws.com")),
+            "rolesanywhere.us-east-1.amazonaws.com"
+        );
+        assert_eq!(host_header(&u("https://h:443")), "h");
+        assert_eq!(host_header(&u("http://127.0.0.1:8080")), "127.0.0.1:8080");
+        assert_eq!(host_header(&u("http://[::1]:9")), "[::1]:9");
+    }
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        for attempt in 1..20 {
+            let d = backoff(attempt);
+            assert!(d <= BACKOFF_CAP);
+            assert!(d <= BACKOFF_BASE * (1 << attempt.min(10)));
+        }
+    }
+}
