@@ -2,6 +2,12 @@
 //! These are raw values; [`crate::config`] and [`crate::identity`] validate them.
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use secrecy::SecretString;
+
+/// Parses a secret flag value straight into a type whose `Debug` is redacted.
+fn secret(value: &str) -> Result<SecretString, std::convert::Infallible> {
+    Ok(SecretString::from(value.to_string()))
+}
 
 /// Printed after `--help`.
 pub const EXIT_CODES: &str = "Exit codes:\n  0  success\n  1  runtime failure (the service refused, the network failed)\n  2  usage or configuration error (bad flag, unreadable or invalid file, mismatched key); nothing was sent";
@@ -24,7 +30,13 @@ pub struct Cli {
 pub enum Command {
     /// Print credentials as `credential_process` JSON (for ~/.aws/config)
     #[command(after_help = EXIT_CODES)]
-    CredentialProcess(CredentialArgs),
+    CredentialProcess(CredentialProcessArgs),
+    /// Serve credentials over a local IMDSv2 endpoint, a container endpoint and a socket, refreshing them ahead of expiry
+    #[command(after_help = EXIT_CODES)]
+    Serve(ServeArgs),
+    /// Write credentials into the shared credentials file, once or continuously
+    #[command(after_help = EXIT_CODES)]
+    Update(UpdateArgs),
     /// Sign standard input with the private key (hex, JSON string or raw bytes)
     #[command(after_help = EXIT_CODES)]
     SignString(SignStringArgs),
@@ -103,17 +115,91 @@ pub struct CredentialArgs {
     #[arg(long)]
     pub reuse_pin: bool,
     /// Password of a TPM key
-    #[arg(long, value_name = "PASSWORD")]
-    pub tpm_key_password: Option<String>,
+    #[arg(long, value_name = "PASSWORD", value_parser = secret)]
+    pub tpm_key_password: Option<SecretString>,
     /// The TPM key has no password
     #[arg(long)]
     pub no_tpm_key_password: bool,
     /// Password of an encrypted PKCS#8 key or PKCS#12 file (else ROLESANYWHERE_PKCS8_PASSWORD, else a prompt on a terminal)
-    #[arg(long, value_name = "PASSWORD")]
-    pub pkcs8_password: Option<String>,
+    #[arg(long, value_name = "PASSWORD", value_parser = secret)]
+    pub pkcs8_password: Option<SecretString>,
     /// Extra PEM bundle of CAs to trust for the endpoint (besides the system roots and AWS_CA_BUNDLE)
     #[arg(long, value_name = "PATH")]
     pub ca_bundle: Option<String>,
+    /// Refresh when less than this is left (capped at half the lifetime), e.g. 20m, 900s, 1h
+    #[arg(long, value_name = "DURATION", default_value = "20m", value_parser = parse_duration)]
+    pub refresh_before: std::time::Duration,
+}
+
+/// `credential-process`: the shared flags plus where to find a running agent and the cache.
+#[derive(Args, Debug, Clone)]
+pub struct CredentialProcessArgs {
+    #[command(flatten)]
+    pub creds: CredentialArgs,
+    /// Do not read or write the on-disk credentials cache
+    #[arg(long)]
+    pub no_cache: bool,
+    /// The agent's socket to ask first (default: $XDG_RUNTIME_DIR/rolesanywhere-agent/agent.sock)
+    #[arg(long, value_name = "PATH")]
+    pub socket: Option<std::path::PathBuf>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub creds: CredentialArgs,
+    /// TCP port of the IMDSv2 and container endpoints
+    #[arg(long, default_value_t = 9911)]
+    pub port: u16,
+    /// IP TTL / IPv6 hop limit of responses, so they die before leaving the host
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u8).range(1..))]
+    pub hop_limit: u8,
+    /// Address to listen on (loopback unless --allow-non-loopback)
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1")]
+    pub bind: std::net::IpAddr,
+    /// Allow a non-loopback --bind (other hosts can then ask for credentials)
+    #[arg(long)]
+    pub allow_non_loopback: bool,
+    /// Serve GET /v1/credentials to requests whose Authorization equals this file's content (created 0600 if missing)
+    #[arg(long, value_name = "PATH")]
+    pub container_token_file: Option<std::path::PathBuf>,
+    /// Unix socket for credential-process (default: $XDG_RUNTIME_DIR/rolesanywhere-agent/agent.sock)
+    #[arg(long, value_name = "PATH")]
+    pub socket: Option<std::path::PathBuf>,
+    /// Do not listen on a Unix socket
+    #[arg(long, conflicts_with = "socket")]
+    pub no_socket: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct UpdateArgs {
+    #[command(flatten)]
+    pub creds: CredentialArgs,
+    /// Profile of the shared credentials file to write
+    #[arg(long, default_value = "default")]
+    pub profile: String,
+    /// Write once and exit, instead of refreshing continuously
+    #[arg(long)]
+    pub once: bool,
+}
+
+/// Parses `90`, `90s`, `15m`, `2h` into a duration.
+pub fn parse_duration(value: &str) -> Result<std::time::Duration, String> {
+    let value = value.trim();
+    let (number, unit) = match value.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => value.split_at(i),
+        None => (value, "s"),
+    };
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("'{value}' is not a duration like 900s, 20m or 1h"))?;
+    let seconds = match unit {
+        "s" => n,
+        "m" => n.saturating_mul(60),
+        "h" => n.saturating_mul(3600),
+        _ => return Err(format!("'{value}': the unit must be s, m or h")),
+    };
+    Ok(std::time::Duration::from_secs(seconds))
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
@@ -151,12 +237,12 @@ pub struct SignStringArgs {
     pub pkcs11_lib: Option<String>,
     #[arg(long)]
     pub reuse_pin: bool,
-    #[arg(long, value_name = "PASSWORD")]
-    pub tpm_key_password: Option<String>,
+    #[arg(long, value_name = "PASSWORD", value_parser = secret)]
+    pub tpm_key_password: Option<SecretString>,
     #[arg(long)]
     pub no_tpm_key_password: bool,
-    #[arg(long, value_name = "PASSWORD")]
-    pub pkcs8_password: Option<String>,
+    #[arg(long, value_name = "PASSWORD", value_parser = secret)]
+    pub pkcs8_password: Option<SecretString>,
     #[arg(long)]
     pub debug: bool,
 }
@@ -181,4 +267,41 @@ pub struct DemoArgs {
     /// Keep the generated files in this directory instead of a temporary one
     #[arg(long, value_name = "DIR")]
     pub keep_in: Option<std::path::PathBuf>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_take_seconds_minutes_and_hours() {
+        assert_eq!(parse_duration("90").unwrap().as_secs(), 90);
+        assert_eq!(parse_duration("15m").unwrap().as_secs(), 900);
+        assert_eq!(parse_duration("2h").unwrap().as_secs(), 7200);
+        assert!(parse_duration("1d").is_err());
+        assert!(parse_duration("m").is_err());
+    }
+
+    #[test]
+    fn password_flags_never_show_in_debug_output() {
+        let cli = Cli::try_parse_from([
+            "rolesanywhere-agent",
+            "credential-process",
+            "--pkcs8-password",
+            "hunter2-pkcs8",
+            "--tpm-key-password",
+            "hunter2-tpm",
+        ])
+        .unwrap();
+        let text = format!("{cli:?}");
+        assert!(!text.contains("hunter2"), "{text}");
+        let Command::CredentialProcess(args) = cli.command else {
+            panic!("parsed another command");
+        };
+        use secrecy::ExposeSecret as _;
+        assert_eq!(
+            args.creds.pkcs8_password.unwrap().expose_secret(),
+            "hunter2-pkcs8"
+        );
+    }
 }

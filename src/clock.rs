@@ -26,3 +26,27 @@ impl Clock for FixedClock {
         self.0
     }
 }
+
+/// A wall clock that advances with tokio's clock, so a test under `tokio::time::pause()`
+/// moves both the refresher's sleeps and the time credentials are judged by.
+#[derive(Clone, Copy, Debug)]
+pub struct TokioClock {
+    wall: OffsetDateTime,
+    start: tokio::time::Instant,
+}
+
+impl TokioClock {
+    /// A clock reading `wall` now.
+    pub fn starting_at(wall: OffsetDateTime) -> Self {
+        TokioClock {
+            wall,
+            start: tokio::time::Instant::now(),
+        }
+    }
+}
+
+impl Clock for TokioClock {
+    fn now(&self) -> OffsetDateTime {
+        self.wall + self.start.elapsed()
+    }
+}

@@ -29,6 +29,10 @@ pub enum Error {
     Emulate(#[from] crate::emulate::EmulateError),
     #[error(transparent)]
     Sign(#[from] crate::signer::SignError),
+    #[error(transparent)]
+    Server(#[from] crate::server::ServerError),
+    #[error(transparent)]
+    CredentialsFile(#[from] crate::credentials_file::CredentialsFileError),
     #[error("{what}: {source}")]
     Io {
         what: String,
@@ -41,7 +45,10 @@ impl Error {
     /// The process exit code for this error.
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Config(_) | Error::Identity(_) | Error::Emulate(_) => exit::USAGE,
+            Error::Config(_) | Error::Identity(_) | Error::Emulate(_) | Error::Server(_) => {
+                exit::USAGE
+            }
+            Error::CredentialsFile(_) => exit::RUNTIME,
             Error::Session(e) if e.is_configuration() => exit::USAGE,
             Error::Session(_) | Error::Sign(_) | Error::Io { .. } => exit::RUNTIME,
         }
@@ -54,6 +61,8 @@ impl Error {
             Error::Identity(e) => e.hint(),
             Error::Session(e) => e.hint(),
             Error::Emulate(e) => e.hint(),
+            Error::Server(e) => e.hint(),
+            Error::CredentialsFile(e) => e.hint(),
             Error::Sign(_) | Error::Io { .. } => None,
         }
     }

@@ -12,16 +12,20 @@
 //!   verifies requests like the real one; [`demo`] wires them together offline; [`pki`]
 //!   makes throwaway certificate authorities for the demo and the tests.
 
+pub mod agent;
 pub mod cli;
 pub mod clock;
 pub mod commands;
 pub mod config;
 pub mod credentials;
+pub mod credentials_file;
 pub mod demo;
+pub mod disk_cache;
 pub mod emulate;
 pub mod error;
 pub mod identity;
 pub mod pki;
+pub mod server;
 pub mod session;
 pub mod signer;
 pub mod signing;

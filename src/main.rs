@@ -33,14 +33,16 @@ fn main() -> ExitCode {
 /// `RUST_LOG` overrides everything.
 fn init_logging(command: &Command) {
     let debug = match command {
-        Command::CredentialProcess(a) => a.debug,
+        Command::CredentialProcess(a) => a.creds.debug,
+        Command::Serve(a) => a.creds.debug,
+        Command::Update(a) => a.creds.debug,
         Command::SignString(a) => a.debug,
         Command::ReadCertificateData(a) => a.debug,
         _ => false,
     };
     let default = match command {
         _ if debug => "rolesanywhere_agent=debug",
-        Command::Emulate(_) => "rolesanywhere_agent=info",
+        Command::Emulate(_) | Command::Serve(_) | Command::Update(_) => "rolesanywhere_agent=info",
         _ => "rolesanywhere_agent=warn",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()

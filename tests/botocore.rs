@@ -38,6 +38,8 @@ fn botocore_resolves_credentials_through_credential_process() {
         .env_remove("AWS_SESSION_TOKEN")
         .env_remove("AWS_PROFILE")
         .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("XDG_CACHE_HOME", scratch_dir("cache"))
+        .env("XDG_RUNTIME_DIR", scratch_dir("run"))
         .output()
         .expect("python3 must be installed (.ci/run installs it)");
     let text = stdout(&out);

@@ -152,7 +152,7 @@ fn every_recorded_case_is_accepted() {
             "{name}"
         );
         // The session body built from it has the service's shape.
-        let body = emulate::session_body(&accepted, NOW);
+        let body = emulate::session_body(&accepted, NOW, None);
         assert_eq!(
             body["credentialSet"][0]["credentials"]["expiration"],
             "2026-11-24T13:33:52Z"

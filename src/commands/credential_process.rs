@@ -3,12 +3,15 @@
 use std::io::Write as _;
 use std::sync::Arc;
 
-use secrecy::SecretString;
+use std::time::Duration;
 
-use crate::cli::CredentialArgs;
+use crate::agent::cache::RefreshPolicy;
+use crate::agent::client::{self, AgentAnswer};
+use crate::cli::{CredentialArgs, CredentialProcessArgs};
 use crate::clock::Clock;
 use crate::config::{EndpointSettings, RawSession, SessionSettings};
 use crate::credentials::Credentials;
+use crate::disk_cache::{CacheKey, DiskCache};
 use crate::error::Error;
 use crate::identity::{Identity, IdentitySpec};
 use crate::session::SessionClient;
@@ -52,7 +55,7 @@ impl PreparedSession {
             certificate: args.certificate.clone(),
             private_key: args.private_key.clone(),
             intermediates: args.intermediates.clone(),
-            pkcs8_password: args.pkcs8_password.clone().map(SecretString::from),
+            pkcs8_password: args.pkcs8_password.clone(),
         };
         let identity = Identity::load(&spec)?;
         identity.check(args.certificate.as_deref().unwrap_or_default(), clock.now())?;
@@ -72,6 +75,33 @@ impl PreparedSession {
     }
 }
 
+impl PreparedSession {
+    /// Names this identity, role and session for the disk cache and the agent socket: a
+    /// hash of the certificate fingerprint, the ARNs, region, endpoint, duration and
+    /// session name. No secret goes into it.
+    pub fn cache_key(&self) -> CacheKey {
+        let s = &self.settings;
+        CacheKey::new(
+            &self.identity.certificate.sha256_fingerprint(),
+            s.trust_anchor_arn.as_str(),
+            s.profile_arn.as_str(),
+            s.role_arn.as_str(),
+            &s.region,
+            &self.endpoint.base_url,
+            s.duration_seconds,
+            s.role_session_name.as_deref(),
+        )
+    }
+
+    /// The refresh policy of `--refresh-before`.
+    pub fn policy(args: &CredentialArgs) -> RefreshPolicy {
+        RefreshPolicy {
+            refresh_before: args.refresh_before,
+            ..RefreshPolicy::default()
+        }
+    }
+}
+
 /// Calls CreateSession once (with retries) for a prepared session.
 pub async fn fetch_credentials(
     prepared: &PreparedSession,
@@ -83,11 +113,54 @@ pub async fn fetch_credentials(
         .await?)
 }
 
-pub async fn run(args: &CredentialArgs, clock: Arc<dyn Clock>) -> Result<(), Error> {
-    let prepared = PreparedSession::from_args(args, clock.as_ref())?;
+/// Answers from a running agent, else from the disk cache while it is fresh, else with a
+/// new CreateSession (stored in the cache for the next call).
+pub async fn run(args: &CredentialProcessArgs, clock: Arc<dyn Clock>) -> Result<(), Error> {
+    let prepared = PreparedSession::from_args(&args.creds, clock.as_ref())?;
+    let key = prepared.cache_key();
+
+    if let Some(socket) = args.socket.clone().or_else(client::default_socket_path) {
+        match client::ask(&socket, key.as_str()) {
+            Some(AgentAnswer::Credentials(json)) => {
+                tracing::debug!(socket = %socket.display(), "credentials from the agent");
+                return print(&json);
+            }
+            Some(AgentAnswer::Declined(status)) => {
+                tracing::debug!(socket = %socket.display(), status, "the agent declined; going on without it");
+            }
+            None => {}
+        }
+    }
+
+    let cache = if args.no_cache {
+        None
+    } else {
+        DiskCache::open_default()
+    };
+    let now = clock.now();
+    if let Some(cache) = &cache
+        && let Some(creds) = cache.load(&key, now)
+    {
+        let lifetime = Duration::from_secs(u64::from(prepared.settings.duration_seconds));
+        let window = PreparedSession::policy(&args.creds).window(lifetime);
+        if creds.remaining(now) > window {
+            tracing::debug!("credentials from the disk cache");
+            return print(&creds.to_process_json());
+        }
+    }
+
     let credentials = fetch_credentials(&prepared, clock).await?;
-    let json = credentials.to_process_json();
-    // Like the Go helper: the JSON alone, no trailing newline.
+    if let Some(cache) = &cache
+        && let Err(e) = cache.store(&key, &credentials)
+    {
+        // The credentials are good; a cache that cannot be written only costs speed.
+        tracing::warn!(error = %e, "cannot write the credentials cache");
+    }
+    print(&credentials.to_process_json())
+}
+
+/// Like the Go helper: the JSON alone on stdout, no trailing newline.
+fn print(json: &str) -> Result<(), Error> {
     let mut out = std::io::stdout().lock();
     out.write_all(json.as_bytes())
         .and_then(|_| out.flush())

@@ -3,7 +3,9 @@
 
 mod credential_process;
 mod read_certificate_data;
+mod serve;
 mod sign_string;
+mod update;
 
 use std::sync::Arc;
 
@@ -19,6 +21,8 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     match cli.command {
         Command::CredentialProcess(args) => credential_process::run(&args, clock).await,
+        Command::Serve(args) => serve::run(&args, clock).await,
+        Command::Update(args) => update::run(&args, clock).await,
         Command::SignString(args) => sign_string::run(&args),
         Command::ReadCertificateData(args) => read_certificate_data::run(&args),
         Command::Version => {

@@ -3,8 +3,6 @@
 
 use std::io::{Read as _, Write as _};
 
-use secrecy::SecretString;
-
 use crate::cli::{CredentialArgs, SignDigest, SignFormat, SignStringArgs};
 use crate::config::ConfigError;
 use crate::error::Error;
@@ -22,7 +20,7 @@ pub fn run(args: &SignStringArgs) -> Result<(), Error> {
         no_tpm_key_password: args.no_tpm_key_password,
         ..CredentialArgs::default()
     })?;
-    let password = args.pkcs8_password.clone().map(SecretString::from);
+    let password = args.pkcs8_password.clone();
     let signer: std::sync::Arc<dyn Signer> = match (&args.private_key, &args.certificate) {
         (Some(key), _) => std::sync::Arc::new(crate::identity::load_key(key, password)?),
         (None, Some(_)) => {

@@ -84,6 +84,15 @@ pub struct EmulateArgs {
     /// HTTP status of the injected failures (429 throttling, 5xx server errors, 403 ...)
     #[arg(long, value_name = "CODE", default_value_t = 503)]
     pub fail_status: u16,
+    /// Answer every request after the first N with --fail-status (a service outage, for tests)
+    #[arg(long, value_name = "N")]
+    pub fail_after: Option<u64>,
+    /// Issue credentials valid this long instead of the requested duration (for refresh tests)
+    #[arg(long, value_name = "SECONDS")]
+    pub credential_lifetime: Option<u32>,
+    /// Wait this long before answering each CreateSession (a slow service, for tests)
+    #[arg(long, value_name = "MS", default_value_t = 0)]
+    pub response_delay_ms: u64,
     /// Append one JSON line per request received (n, status, error_type, role_arn, serial, duration_seconds)
     #[arg(long, value_name = "PATH")]
     pub request_log: Option<PathBuf>,
@@ -123,6 +132,12 @@ pub struct EmulateConfig {
     pub fail_first: u64,
     /// Status of the injected failures (400..=599).
     pub fail_status: u16,
+    /// Answer every request after the first N with `fail_status`.
+    pub fail_after: Option<u64>,
+    /// Issue credentials valid this long instead of the requested duration.
+    pub credential_lifetime: Option<u32>,
+    /// Delay before each answer.
+    pub response_delay: std::time::Duration,
     /// Append a JSON line per request to this file.
     pub request_log: Option<PathBuf>,
     pub clock: Clock,
@@ -136,6 +151,9 @@ impl EmulateConfig {
             tls: None,
             fail_first: 0,
             fail_status: 503,
+            fail_after: None,
+            credential_lifetime: None,
+            response_delay: std::time::Duration::ZERO,
             request_log: None,
             clock: Clock::System,
         }
@@ -226,6 +244,9 @@ pub async fn start(
         verify: config.verify,
         fail_first: config.fail_first,
         fail_status: config.fail_status,
+        fail_after: config.fail_after,
+        credential_lifetime: config.credential_lifetime,
+        response_delay: config.response_delay,
         clock: config.clock,
         requests: requests.clone(),
         log,
@@ -331,6 +352,9 @@ pub async fn run(
         tls,
         fail_first: args.fail_first,
         fail_status: args.fail_status,
+        fail_after: args.fail_after,
+        credential_lifetime: args.credential_lifetime,
+        response_delay: std::time::Duration::from_millis(args.response_delay_ms),
         request_log: args.request_log.clone(),
         clock: Clock::System,
     };

@@ -46,15 +46,21 @@ pub(crate) fn rfc3339_seconds(t: OffsetDateTime) -> String {
     )
 }
 
-/// The session the service issues for an accepted request, as the 201 JSON body.
-pub fn session_body(accepted: &Accepted, now: OffsetDateTime) -> serde_json::Value {
+/// The session the service issues for an accepted request, as the 201 JSON body. The
+/// credentials live `lifetime` seconds when given (a test aid), else the requested duration.
+pub fn session_body(
+    accepted: &Accepted,
+    now: OffsetDateTime,
+    lifetime: Option<u32>,
+) -> serde_json::Value {
     let role_name = accepted
         .role_arn
         .rsplit('/')
         .next()
         .unwrap_or(&accepted.role_arn);
     let session = &accepted.role_session_name;
-    let expiration = now + Duration::seconds(i64::from(accepted.duration_seconds));
+    let lifetime = lifetime.unwrap_or(accepted.duration_seconds);
+    let expiration = now + Duration::seconds(i64::from(lifetime));
     json!({
         "credentialSet": [{
             "assumedRoleUser": {
@@ -105,7 +111,7 @@ mod tests {
             account: "111122223333".into(),
         };
         let now = time::macros::datetime!(2026-11-24 12:33:52 UTC);
-        let body = session_body(&accepted, now);
+        let body = session_body(&accepted, now, None);
         let set = &body["credentialSet"][0];
         assert_eq!(
             set["assumedRoleUser"]["arn"],

@@ -45,6 +45,9 @@ pub(crate) struct State {
     pub verify: VerifyConfig,
     pub fail_first: u64,
     pub fail_status: u16,
+    pub fail_after: Option<u64>,
+    pub credential_lifetime: Option<u32>,
+    pub response_delay: Duration,
     pub clock: Clock,
     pub requests: Arc<AtomicU64>,
     pub log: Option<Mutex<std::fs::File>>,
@@ -160,7 +163,10 @@ async fn handle(req: Request<Incoming>, state: &State) -> Response<Body> {
     let method = req.method().as_str().to_string();
     let path = req.uri().path().to_string();
 
-    if n <= state.fail_first {
+    if !state.response_delay.is_zero() {
+        tokio::time::sleep(state.response_delay).await;
+    }
+    if n <= state.fail_first || state.fail_after.is_some_and(|after| n > after) {
         let error = ErrorType::for_status(state.fail_status);
         let message = match error {
             ErrorType::Throttling => "Rate exceeded".to_string(),
@@ -272,7 +278,10 @@ async fn handle(req: Request<Incoming>, state: &State) -> Response<Body> {
                 duration_seconds: Some(accepted.duration_seconds),
             };
             state.log_request(n, &method, &path, 201, None, &seen, None);
-            json_response(201, &response::session_body(&accepted, now))
+            json_response(
+                201,
+                &response::session_body(&accepted, now, state.credential_lifetime),
+            )
         }
         Err(r) => {
             tracing::info!(

@@ -18,10 +18,25 @@ pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_rolesanywhere-agent")
 }
 
-/// A command for the built binary with a clean, predictable environment.
+/// A fresh, empty directory for one command (under the system temp dir, per test process).
+pub fn scratch_dir(what: &str) -> PathBuf {
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let dir = std::env::temp_dir()
+        .join("rolesanywhere-agent-tests")
+        .join(format!("{}-{what}-{n}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A command for the built binary with a clean, predictable environment: its own empty
+/// credentials cache and runtime directory (so no cache entry or agent of another test, or
+/// of the user, answers), no password or proxy variables.
 pub fn agent() -> Command {
     let mut cmd = Command::new(bin());
-    cmd.env_remove("ROLESANYWHERE_PKCS8_PASSWORD")
+    cmd.env("XDG_CACHE_HOME", scratch_dir("cache"))
+        .env("XDG_RUNTIME_DIR", scratch_dir("run"))
+        .env_remove("ROLESANYWHERE_PKCS8_PASSWORD")
         .env_remove("AWS_CA_BUNDLE")
         .env_remove("RUST_LOG")
         .env_remove("HTTPS_PROXY")
@@ -86,7 +101,12 @@ impl Emulator {
         };
         loop {
             if let Ok(addr) = std::fs::read_to_string(&ready) {
-                emulator.url = format!("http://{}", addr.trim());
+                let scheme = if extra.contains(&"--generate-tls") {
+                    "https"
+                } else {
+                    "http"
+                };
+                emulator.url = format!("{scheme}://{}", addr.trim());
                 return emulator;
             }
             if let Ok(Some(status)) = emulator.child.try_wait() {
@@ -182,3 +202,248 @@ pub fn credentials(o: &Output) -> serde_json::Value {
     );
     v
 }
+
+/// A `serve` child process, killed on drop.
+pub struct Agent {
+    pub child: Child,
+    /// `http://127.0.0.1:PORT` of the IMDS and container endpoints.
+    pub url: String,
+    pub addr: String,
+    /// The rest of its stdout after the start-up lines.
+    pub stdout_lines: Vec<String>,
+}
+
+impl Agent {
+    /// Starts `serve --port 0` with `args` and waits (at most 30 s) for its start-up lines.
+    pub fn start(args: &[String], env: &[(&str, &str)]) -> Agent {
+        use std::io::BufRead as _;
+        let mut cmd = agent();
+        cmd.args(["serve", "--port", "0"])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { return };
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        let mut lines = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) => {
+                    let done = line.starts_with("export AWS_EC2_METADATA_SERVICE_ENDPOINT=");
+                    lines.push(line);
+                    if done {
+                        break;
+                    }
+                }
+                Err(_) => {
+                    let _ = child.kill();
+                    let out = child.wait_with_output().unwrap();
+                    panic!(
+                        "serve did not start: {lines:?}\nstderr: {}",
+                        String::from_utf8_lossy(&out.stderr)
+                    );
+                }
+            }
+        }
+        let url = lines
+            .last()
+            .unwrap()
+            .trim_start_matches("export AWS_EC2_METADATA_SERVICE_ENDPOINT=")
+            .trim_end_matches('/')
+            .to_string();
+        let addr = url.trim_start_matches("http://").to_string();
+        // Keep draining stdout so the agent never blocks on a full pipe.
+        std::thread::spawn(move || while rx.recv().is_ok() {});
+        Agent {
+            child,
+            url,
+            addr,
+            stdout_lines: lines,
+        }
+    }
+
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{name}"), &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits for the exit (at most `limit`) and returns the code and stderr.
+    pub fn wait(mut self, limit: Duration) -> (Option<i32>, String) {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                let mut err = String::new();
+                if let Some(mut e) = self.child.stderr.take() {
+                    use std::io::Read as _;
+                    let _ = e.read_to_string(&mut err);
+                }
+                return (status.code(), err);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "serve did not exit within {limit:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One HTTP/1.1 request on a fresh connection to `addr` (`host:port`); returns the status,
+/// the lower-cased headers and the body. Bounded by a 10 s timeout.
+pub fn http(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> (u16, Vec<(String, String)>, String) {
+    use std::io::{Read as _, Write as _};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: 0\r\n"
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    stream.write_all(req.as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).unwrap();
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    (status, headers, body.to_string())
+}
+
+/// An IMDSv2 token from the agent at `addr`.
+pub fn imds_token(addr: &str) -> String {
+    let (status, _, body) = http(
+        addr,
+        "PUT",
+        "/latest/api/token",
+        &[("X-aws-ec2-metadata-token-ttl-seconds", "60")],
+    );
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+/// The credentials JSON from the agent's IMDS endpoint (status and body).
+pub fn imds_credentials(addr: &str, token: &str) -> (u16, String) {
+    let (status, _, role) = http(
+        addr,
+        "GET",
+        "/latest/meta-data/iam/security-credentials/",
+        &[("X-aws-ec2-metadata-token", token)],
+    );
+    if status != 200 {
+        return (status, role);
+    }
+    let (status, _, body) = http(
+        addr,
+        "GET",
+        &format!("/latest/meta-data/iam/security-credentials/{role}"),
+        &[("X-aws-ec2-metadata-token", token)],
+    );
+    (status, body)
+}
+
+/// The `serve` flags for the p256 leaf of the matrix against `emu`.
+pub fn serve_args(m: &TestMatrix, emu: &Emulator, extra: &[&str]) -> Vec<String> {
+    let leaf = m.leaf(pki::KeyType::P256).unwrap();
+    let mut v: Vec<String> = vec![
+        "--certificate".into(),
+        path(&leaf.cert_pem),
+        "--private-key".into(),
+        path(&leaf.key),
+        "--intermediates".into(),
+        path(&m.intermediates),
+        "--trust-anchor-arn".into(),
+        TA.into(),
+        "--profile-arn".into(),
+        PROFILE.into(),
+        "--role-arn".into(),
+        ROLE.into(),
+        "--endpoint".into(),
+        emu.url.clone(),
+    ];
+    v.extend(extra.iter().map(|s| s.to_string()));
+    v
+}
+
+/// Runs a Python snippet with botocore in a clean AWS environment plus `env`.
+pub fn botocore(script: &str, env: &[(&str, &str)], home: &Path) -> Output {
+    let mut cmd = Command::new("python3");
+    cmd.args(["-c", script])
+        .env("HOME", home)
+        .env("XDG_CACHE_HOME", scratch_dir("cache"))
+        .env("XDG_RUNTIME_DIR", scratch_dir("run"))
+        .env("AWS_CONFIG_FILE", home.join("absent-config"))
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            home.join("absent-credentials"),
+        );
+    for k in [
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_PROFILE",
+        "AWS_EC2_METADATA_SERVICE_ENDPOINT",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+        "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+        "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+        "AWS_EC2_METADATA_DISABLED",
+    ] {
+        cmd.env_remove(k);
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output()
+        .expect("python3 with botocore must be installed (scripts/test.sh installs it)")
+}
+
+/// Prints how botocore resolved credentials: `method access_key`.
+pub const BOTOCORE_WHO: &str = "import botocore.session\n\
+    s = botocore.session.Session()\n\
+    c = s.get_credentials()\n\
+    f = c.get_frozen_credentials()\n\
+    assert f.secret_key and f.token\n\
+    print(c.method, f.access_key)\n";

@@ -1,0 +1,300 @@
+//! The credential cache and its refresher: one set of credentials per identity and role,
+//! refreshed in the background ahead of expiry, shared by every client.
+//!
+//! Rules (PROTOCOL.md sections 7 and 8):
+//! - a refresh is due once the remaining validity falls below `min(refresh_before, lifetime / 2)`
+//!   (20 minutes by default, so SDKs, which re-ask 15 minutes before expiry, never hold
+//!   credentials inside their own window), brought forward by a little jitter;
+//! - exactly one CreateSession is in flight at a time; concurrent callers wait for it;
+//! - a failed refresh keeps the last good credentials until they expire and is retried with
+//!   capped exponential backoff and jitter; each failure is logged once with its cause;
+//! - nothing empty or expired is ever handed out.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use time::OffsetDateTime;
+use tokio::sync::{Mutex, watch};
+
+use super::{CredentialSource, Unavailable};
+use crate::clock::Clock;
+use crate::credentials::Credentials;
+
+/// Credentials with less than this left are treated as expired, so none expires in flight.
+pub const EXPIRY_MARGIN: Duration = Duration::from_secs(5);
+
+/// When to refresh and how to retry.
+#[derive(Clone, Copy, Debug)]
+pub struct RefreshPolicy {
+    /// Refresh when less than this remains (capped at half the lifetime). Default 20 min.
+    pub refresh_before: Duration,
+    /// First retry delay after a failure; doubles each time.
+    pub retry_base: Duration,
+    /// Longest retry delay.
+    pub retry_cap: Duration,
+    /// Longest single sleep, so a suspended machine or a clock step is noticed soon.
+    pub max_sleep: Duration,
+}
+
+impl Default for RefreshPolicy {
+    fn default() -> Self {
+        RefreshPolicy {
+            refresh_before: Duration::from_secs(20 * 60),
+            retry_base: Duration::from_secs(2),
+            retry_cap: Duration::from_secs(5 * 60),
+            max_sleep: Duration::from_secs(60),
+        }
+    }
+}
+
+impl RefreshPolicy {
+    /// How long before expiry a refresh is due, for credentials of `lifetime`.
+    pub fn window(&self, lifetime: Duration) -> Duration {
+        self.refresh_before.min(lifetime / 2)
+    }
+
+    /// The retry delay after `failures` consecutive failures, with full jitter.
+    fn retry_delay(&self, failures: u32) -> Duration {
+        let ceiling = self
+            .retry_base
+            .saturating_mul(1u32 << failures.saturating_sub(1).min(16))
+            .min(self.retry_cap);
+        // Between half and all of the ceiling: spread out, but never a busy loop.
+        ceiling.mul_f64(0.5 + fastrand::f64() / 2.0)
+    }
+}
+
+/// A failed attempt to get credentials, as the cache reports it.
+#[derive(Clone, Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct LoadError(pub String);
+
+type LoadFuture<'a> = Pin<Box<dyn Future<Output = Result<Credentials, LoadError>> + Send + 'a>>;
+
+/// Gets a new set of credentials: CreateSession in production, a fake in tests.
+pub trait Loader: Send + Sync + 'static {
+    fn load(&self) -> LoadFuture<'_>;
+}
+
+#[derive(Clone)]
+struct Entry {
+    creds: Arc<Credentials>,
+    fetched_at: OffsetDateTime,
+    /// When the refresher should replace it (jitter included, fixed once per entry).
+    due_at: OffsetDateTime,
+}
+
+#[derive(Default)]
+struct State {
+    entry: Option<Entry>,
+    last_error: Option<String>,
+    /// Bumped on every successful load, so waiters can tell a refresh happened meanwhile.
+    generation: u64,
+}
+
+/// The cache. Share it as `Arc<CredentialCache>`.
+pub struct CredentialCache {
+    state: RwLock<State>,
+    loader: Arc<dyn Loader>,
+    policy: RefreshPolicy,
+    clock: Arc<dyn Clock>,
+    /// Held for the whole of a load: the single flight.
+    in_flight: Mutex<()>,
+    updates: watch::Sender<Option<Arc<Credentials>>>,
+}
+
+impl CredentialCache {
+    pub fn new(loader: Arc<dyn Loader>, policy: RefreshPolicy, clock: Arc<dyn Clock>) -> Self {
+        CredentialCache {
+            state: RwLock::new(State::default()),
+            loader,
+            policy,
+            clock,
+            in_flight: Mutex::new(()),
+            updates: watch::channel(None).0,
+        }
+    }
+
+    /// A receiver that sees every new set of credentials (for `update`).
+    pub fn subscribe(&self) -> watch::Receiver<Option<Arc<Credentials>>> {
+        self.updates.subscribe()
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, State> {
+        // A panic while holding the lock cannot leave State half-written (each write is
+        // a single assignment), so a poisoned lock is still safe to use.
+        self.state.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, State> {
+        self.state.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// When the current credentials are due for refresh (`None` when there are none).
+    pub fn due_at(&self) -> Option<OffsetDateTime> {
+        self.read().entry.as_ref().map(|e| e.due_at)
+    }
+
+    /// Whether the cached credentials are still outside the refresh window at `now`.
+    pub fn is_fresh(&self, now: OffsetDateTime) -> bool {
+        self.read().entry.as_ref().is_some_and(|e| now < e.due_at)
+    }
+
+    /// Loads new credentials now, unless another caller's load completes while this one
+    /// waits for its turn: then that result is shared. One CreateSession at a time.
+    pub async fn refresh(&self) -> Result<Arc<Credentials>, LoadError> {
+        let seen = self.read().generation;
+        let _flight = self.in_flight.lock().await;
+        {
+            let state = self.read();
+            if state.generation != seen
+                && let Some(entry) = &state.entry
+            {
+                return Ok(entry.creds.clone());
+            }
+        }
+        match self.loader.load().await {
+            Ok(creds) => Ok(self.install(creds)),
+            Err(e) => {
+                self.write().last_error = Some(e.0.clone());
+                Err(e)
+            }
+        }
+    }
+
+    /// Installs credentials obtained outside the cache (the agent's first CreateSession,
+    /// made directly so its typed error can be reported with a hint).
+    pub fn seed(&self, creds: Credentials) -> Arc<Credentials> {
+        self.install(creds)
+    }
+
+    /// Fresh credentials from memory, or the result of a (shared) refresh.
+    pub async fn get(&self) -> Result<Arc<Credentials>, LoadError> {
+        let now = self.clock.now();
+        if let Some(entry) = &self.read().entry
+            && now < entry.due_at
+        {
+            return Ok(entry.creds.clone());
+        }
+        self.refresh().await
+    }
+
+    fn install(&self, creds: Credentials) -> Arc<Credentials> {
+        let now = self.clock.now();
+        let lifetime = (creds.expiration - now).max(time::Duration::ZERO);
+        let lifetime = Duration::try_from(lifetime).unwrap_or_default();
+        let window = self.policy.window(lifetime);
+        // Jitter brings the refresh forward by up to 5% of the window (at most 2 minutes),
+        // so agents started together do not refresh together.
+        let jitter = window
+            .mul_f64(fastrand::f64() * 0.05)
+            .min(Duration::from_secs(120));
+        let due_at = creds.expiration - window - jitter;
+        let creds = Arc::new(creds);
+        {
+            let mut state = self.write();
+            state.entry = Some(Entry {
+                creds: creds.clone(),
+                fetched_at: now,
+                due_at,
+            });
+            state.last_error = None;
+            state.generation += 1;
+        }
+        self.updates.send_replace(Some(creds.clone()));
+        tracing::info!(
+            access_key_id = %creds.access_key_id,
+            expiration = %crate::credentials::format_expiration(creds.expiration),
+            refresh_at = %crate::credentials::format_expiration(due_at),
+            "obtained credentials"
+        );
+        creds
+    }
+
+    /// The time the current credentials were fetched.
+    pub fn fetched_at(&self) -> Option<OffsetDateTime> {
+        self.read().entry.as_ref().map(|e| e.fetched_at)
+    }
+
+    /// Refreshes in the background until `shutdown` resolves: at the due time, and after a
+    /// failure with backoff. Callers load the first credentials before starting it.
+    pub async fn run_refresher(self: Arc<Self>, shutdown: impl Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        let mut failures: u32 = 0;
+        loop {
+            let now = self.clock.now();
+            let wait = if failures > 0 {
+                self.policy.retry_delay(failures)
+            } else {
+                match self.due_at() {
+                    Some(due) => Duration::try_from(due - now).unwrap_or_default(),
+                    None => Duration::ZERO,
+                }
+            };
+            if !wait.is_zero() {
+                // Waits for the due time go in short steps, so a suspended machine or a
+                // clock step is noticed; a retry delay is slept whole.
+                let step = if failures > 0 {
+                    wait
+                } else {
+                    wait.min(self.policy.max_sleep)
+                };
+                tokio::select! {
+                    _ = &mut shutdown => return,
+                    _ = tokio::time::sleep(step) => {}
+                }
+                if failures == 0 && !self.due_now() {
+                    continue;
+                }
+            }
+            let generation = self.read().generation;
+            match self.refresh().await {
+                Ok(_) => failures = 0,
+                Err(e) => {
+                    failures = failures.saturating_add(1);
+                    let expiry = self.read().entry.as_ref().map(|e| e.creds.expiration);
+                    match expiry {
+                        Some(at) if at > self.clock.now() => tracing::warn!(
+                            error = %e,
+                            attempt = failures,
+                            still_valid_until = %crate::credentials::format_expiration(at),
+                            "refreshing credentials failed; serving the current ones until they expire"
+                        ),
+                        _ => tracing::error!(
+                            error = %e,
+                            attempt = failures,
+                            "refreshing credentials failed and none are valid; answering 503 until a refresh succeeds"
+                        ),
+                    }
+                }
+            }
+            // A refresh by someone else counts as success for the schedule.
+            if self.read().generation != generation {
+                failures = 0;
+            }
+        }
+    }
+
+    fn due_now(&self) -> bool {
+        self.due_at().is_none_or(|due| self.clock.now() >= due)
+    }
+}
+
+impl CredentialSource for CredentialCache {
+    fn current(&self, now: OffsetDateTime) -> Result<Arc<Credentials>, Unavailable> {
+        let state = self.read();
+        match &state.entry {
+            Some(entry) if entry.creds.expiration - EXPIRY_MARGIN > now => Ok(entry.creds.clone()),
+            Some(entry) => Err(Unavailable::Expired {
+                at: entry.creds.expiration,
+                last_error: state.last_error.clone(),
+            }),
+            None => Err(Unavailable::NotYetLoaded),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,224 @@
+//! The refresh rules under a paused tokio clock: minutes pass in milliseconds.
+
+use std::collections::VecDeque;
+use std::sync::Mutex as StdMutex;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use secrecy::SecretString;
+
+use super::*;
+use crate::clock::TokioClock;
+
+const START: OffsetDateTime = time::macros::datetime!(2026-11-25 12:00:00 UTC);
+
+/// Issues credentials of `lifetime` from the shared clock; scripted failures first.
+struct FakeLoader {
+    clock: Arc<dyn Clock>,
+    lifetime: Duration,
+    delay: Duration,
+    calls: Arc<AtomicU32>,
+    script: StdMutex<VecDeque<bool>>,
+    fail_always: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Loader for FakeLoader {
+    fn load(&self) -> LoadFuture<'_> {
+        Box::pin(async move {
+            let n = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
+            tokio::time::sleep(self.delay).await;
+            let scripted_ok = self.script.lock().unwrap().pop_front().unwrap_or(true);
+            if !scripted_ok || self.fail_always.load(Ordering::SeqCst) {
+                return Err(LoadError(format!(
+                    "CreateSession failed: ServiceUnavailable (503): call {n}"
+                )));
+            }
+            Ok(Credentials {
+                access_key_id: format!("ASIA{n:016}"),
+                secret_access_key: SecretString::from(format!("secret-{n}")),
+                session_token: SecretString::from(format!("token-{n}")),
+                expiration: self.clock.now() + self.lifetime,
+                role_arn: None,
+            })
+        })
+    }
+}
+
+struct Fixture {
+    cache: Arc<CredentialCache>,
+    calls: Arc<AtomicU32>,
+    fail: Arc<std::sync::atomic::AtomicBool>,
+    clock: Arc<dyn Clock>,
+}
+
+fn fixture(lifetime: Duration, delay: Duration, policy: RefreshPolicy) -> Fixture {
+    let clock: Arc<dyn Clock> = Arc::new(TokioClock::starting_at(START));
+    let calls = Arc::new(AtomicU32::new(0));
+    let fail = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let loader = FakeLoader {
+        clock: clock.clone(),
+        lifetime,
+        delay,
+        calls: calls.clone(),
+        script: StdMutex::new(VecDeque::new()),
+        fail_always: fail.clone(),
+    };
+    Fixture {
+        cache: Arc::new(CredentialCache::new(
+            Arc::new(loader),
+            policy,
+            clock.clone(),
+        )),
+        calls,
+        fail,
+        clock,
+    }
+}
+
+const HOUR: Duration = Duration::from_secs(3600);
+const MIN: Duration = Duration::from_secs(60);
+
+#[test]
+fn the_window_is_twenty_minutes_or_half_the_lifetime() {
+    let p = RefreshPolicy::default();
+    assert_eq!(p.window(HOUR), 20 * MIN);
+    assert_eq!(p.window(15 * MIN), Duration::from_secs(450));
+    let p = RefreshPolicy {
+        refresh_before: 5 * MIN,
+        ..p
+    };
+    assert_eq!(p.window(HOUR), 5 * MIN);
+}
+
+#[tokio::test(start_paused = true)]
+async fn two_hundred_concurrent_callers_share_one_load() {
+    let f = fixture(HOUR, Duration::from_millis(200), RefreshPolicy::default());
+    let mut tasks = Vec::new();
+    for _ in 0..200 {
+        let cache = f.cache.clone();
+        tasks.push(tokio::spawn(async move {
+            cache.get().await.unwrap().access_key_id.clone()
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), "ASIA0000000000000001");
+    }
+    assert_eq!(f.calls.load(Ordering::SeqCst), 1);
+    // While fresh, nobody loads again.
+    f.cache.get().await.unwrap();
+    assert_eq!(f.calls.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn due_callers_during_a_refresh_share_it_too() {
+    let f = fixture(HOUR, Duration::from_millis(500), RefreshPolicy::default());
+    f.cache.refresh().await.unwrap();
+    tokio::time::advance(45 * MIN).await; // inside the 20-minute window
+    assert!(!f.cache.is_fresh(f.clock.now()));
+    let mut tasks = Vec::new();
+    for _ in 0..200 {
+        let cache = f.cache.clone();
+        tasks.push(tokio::spawn(async move {
+            cache.get().await.unwrap().access_key_id.clone()
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), "ASIA0000000000000002");
+    }
+    assert_eq!(f.calls.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_refresher_renews_before_the_sdk_window() {
+    let f = fixture(HOUR, Duration::ZERO, RefreshPolicy::default());
+    f.cache.refresh().await.unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(f.cache.clone().run_refresher(async move {
+        let _ = stopped.await;
+    }));
+    // Due at 40 minutes, brought forward by at most one minute of jitter.
+    tokio::time::sleep(38 * MIN + Duration::from_secs(59)).await;
+    assert_eq!(f.calls.load(Ordering::SeqCst), 1);
+    tokio::time::sleep(Duration::from_secs(62)).await;
+    assert_eq!(f.calls.load(Ordering::SeqCst), 2);
+    // The new set is served with more than the SDK's 15 minutes left.
+    let c = f.cache.current(f.clock.now()).unwrap();
+    assert_eq!(c.access_key_id, "ASIA0000000000000002");
+    assert!(c.remaining(f.clock.now()) > time::Duration::minutes(15));
+    // And again one lifetime later.
+    tokio::time::sleep(HOUR).await;
+    assert_eq!(f.calls.load(Ordering::SeqCst), 3);
+    let _ = stop.send(());
+    task.await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failing_refresh_keeps_the_last_good_set_until_expiry_then_503_then_recovers() {
+    let f = fixture(HOUR, Duration::ZERO, RefreshPolicy::default());
+    f.cache.refresh().await.unwrap();
+    f.fail.store(true, Ordering::SeqCst);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(f.cache.clone().run_refresher(async move {
+        let _ = stopped.await;
+    }));
+    // Walk through the refresh window second by second-ish: never empty, never expired.
+    let expiration = f.cache.current(f.clock.now()).unwrap().expiration;
+    loop {
+        tokio::time::sleep(Duration::from_secs(7)).await;
+        let now = f.clock.now();
+        match f.cache.current(now) {
+            Ok(c) => {
+                assert_eq!(c.access_key_id, "ASIA0000000000000001");
+                assert!(
+                    c.expiration - EXPIRY_MARGIN > now,
+                    "handed out credentials about to expire"
+                );
+            }
+            Err(Unavailable::Expired { at, last_error }) => {
+                assert_eq!(at, expiration);
+                assert!(now >= expiration - EXPIRY_MARGIN);
+                assert!(last_error.unwrap().contains("503"));
+                break;
+            }
+            Err(other) => panic!("{other:?}"),
+        }
+    }
+    // Retries were backed off: a handful over 20 minutes, not one per second.
+    let attempts = f.calls.load(Ordering::SeqCst) - 1;
+    assert!(
+        (4..=20).contains(&attempts),
+        "{attempts} retries in the window"
+    );
+    // The service recovers: the refresher picks it up within the retry cap.
+    f.fail.store(false, Ordering::SeqCst);
+    tokio::time::sleep(RefreshPolicy::default().retry_cap + Duration::from_secs(1)).await;
+    assert!(f.cache.current(f.clock.now()).is_ok());
+    let _ = stop.send(());
+    task.await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn nothing_is_handed_out_before_the_first_load() {
+    let f = fixture(HOUR, Duration::ZERO, RefreshPolicy::default());
+    assert_eq!(
+        f.cache.current(f.clock.now()).unwrap_err(),
+        Unavailable::NotYetLoaded
+    );
+    f.fail.store(true, Ordering::SeqCst);
+    assert!(f.cache.refresh().await.is_err());
+    assert_eq!(
+        f.cache.current(f.clock.now()).unwrap_err(),
+        Unavailable::NotYetLoaded
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn subscribers_see_each_new_set() {
+    let f = fixture(HOUR, Duration::ZERO, RefreshPolicy::default());
+    let mut rx = f.cache.subscribe();
+    f.cache.refresh().await.unwrap();
+    rx.changed().await.unwrap();
+    assert_eq!(
+        rx.borrow_and_update().as_ref().unwrap().access_key_id,
+        "ASIA0000000000000001"
+    );
+}

@@ -1,0 +1,77 @@
+//! `update`: writes credentials into a profile of the shared credentials file, once
+//! (`--once`) or every time the refresher obtains a new set, retrying failures instead of
+//! exiting.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use super::PreparedSession;
+use crate::agent::cache::CredentialCache;
+use crate::agent::loader::SessionLoader;
+use crate::cli::UpdateArgs;
+use crate::clock::Clock;
+use crate::credentials::Credentials;
+use crate::credentials_file;
+use crate::error::Error;
+use crate::session::SessionClient;
+
+pub async fn run(args: &UpdateArgs, clock: Arc<dyn Clock>) -> Result<(), Error> {
+    let prepared = PreparedSession::from_args(&args.creds, clock.as_ref())?;
+    let path = credentials_file::default_path()?;
+    let client = SessionClient::new(&prepared.endpoint, clock.clone())?;
+    if args.once {
+        let creds = client
+            .create_session(&prepared.identity, &prepared.settings)
+            .await?;
+        return write(&path, &args.profile, &creds);
+    }
+
+    let loader = Arc::new(SessionLoader::new(
+        client,
+        prepared.identity,
+        prepared.settings,
+    ));
+    let cache = Arc::new(CredentialCache::new(
+        loader,
+        PreparedSession::policy(&args.creds),
+        clock,
+    ));
+    let mut updates = cache.subscribe();
+    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+    let refresher = tokio::spawn(cache.clone().run_refresher(async move {
+        let _ = stop_rx.wait_for(|stop| *stop).await;
+    }));
+    let shutdown = super::shutdown_signal();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            changed = updates.changed() => {
+                if changed.is_err() {
+                    break;
+                }
+                let creds = updates.borrow_and_update().clone();
+                if let Some(creds) = creds
+                    && let Err(e) = write(&path, &args.profile, &creds)
+                {
+                    // The next refresh writes again; the file may be fixed by then.
+                    tracing::error!("{}", crate::error::Report(&e));
+                }
+            }
+        }
+    }
+    let _ = stop_tx.send(true);
+    let _ = refresher.await;
+    Ok(())
+}
+
+fn write(path: &Path, profile: &str, creds: &Credentials) -> Result<(), Error> {
+    credentials_file::update_profile(path, profile, creds)?;
+    tracing::info!(
+        path = %path.display(),
+        profile,
+        expiration = %crate::credentials::format_expiration(creds.expiration),
+        "updated the shared credentials file"
+    );
+    Ok(())
+}

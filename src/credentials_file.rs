@@ -1,0 +1,959 @@
+//! The AWS shared credentials file (`~/.aws/credentials`), as written by the drop-in `update`
+//! command.
+//!
+//! This module owns finding the file ([`default_path`]), rewriting one profile's three
+//! credential keys while leaving every other byte alone ([`render`], pure), and replacing the
+//! file safely ([`update_profile`]): private mode, atomic rename, symlinks followed. It also
+//! provides the crate's one atomic private-file writer, shared with [`crate::disk_cache`].
+//!
+//! The parser is deliberately line-based instead of a full INI model: a model would
+//! normalise spacing, comments and line endings, and the file belongs to the user.
+
+use std::ffi::OsString;
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use secrecy::ExposeSecret;
+use zeroize::{Zeroize, Zeroizing};
+
+use crate::credentials::Credentials;
+
+/// The environment variable every SDK reads for the file's location.
+pub const ENV_FILE: &str = "AWS_SHARED_CREDENTIALS_FILE";
+
+/// How many symbolic links we follow before giving up (the kernel's own limit is 40).
+const MAX_SYMLINKS: usize = 40;
+
+/// Errors from finding, reading or writing the shared credentials file. No message ever
+/// contains a credential value.
+#[derive(Debug, thiserror::Error)]
+pub enum CredentialsFileError {
+    #[error(
+        "cannot find the shared credentials file: neither {ENV_FILE} nor a home directory is set"
+    )]
+    NoHome,
+    #[error("profile name {profile:?} cannot be written as a section header")]
+    InvalidProfile { profile: String },
+    #[error(
+        "refusing to write {field} to {}: the value is empty, has surrounding spaces or holds a control character",
+        path.display()
+    )]
+    InvalidValue { path: PathBuf, field: &'static str },
+    #[error("too many levels of symbolic links at {}", path.display())]
+    SymlinkLoop { path: PathBuf },
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{} is not UTF-8 text", path.display())]
+    NotUtf8 { path: PathBuf },
+    #[error("cannot create directory {}: {source}", path.display())]
+    CreateDir {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot write {}: {source}", path.display())]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl CredentialsFileError {
+    /// What the user can do about it, when we know.
+    pub fn hint(&self) -> Option<String> {
+        let denied = |source: &io::Error, path: &Path| {
+            (source.kind() == io::ErrorKind::PermissionDenied).then(|| {
+                format!(
+                    "check that you own {} and can write to its directory",
+                    path.display()
+                )
+            })
+        };
+        match self {
+            CredentialsFileError::NoHome => Some(format!(
+                "set HOME, or set {ENV_FILE} to the credentials file to update"
+            )),
+            CredentialsFileError::InvalidProfile { .. } => Some(
+                "use a --profile name without '[', ']', control characters or surrounding spaces"
+                    .into(),
+            ),
+            CredentialsFileError::InvalidValue { .. } => {
+                Some("the service's response was malformed; the file was left unchanged".into())
+            }
+            CredentialsFileError::SymlinkLoop { path } => Some(format!(
+                "fix the symbolic link at {} (it points back to itself)",
+                path.display()
+            )),
+            CredentialsFileError::NotUtf8 { path } => Some(format!(
+                "the credentials file must be UTF-8 text; fix or move {} (it was left unchanged)",
+                path.display()
+            )),
+            CredentialsFileError::Read { path, source }
+            | CredentialsFileError::CreateDir { path, source }
+            | CredentialsFileError::Write { path, source } => denied(source, path),
+        }
+    }
+}
+
+/// `$AWS_SHARED_CREDENTIALS_FILE` (with a leading `~` expanded, as botocore does), else
+/// `~/.aws/credentials`.
+pub fn default_path() -> Result<PathBuf, CredentialsFileError> {
+    default_path_from(std::env::var_os(ENV_FILE), home_dir())
+}
+
+fn home_dir() -> Option<PathBuf> {
+    // HOME first, like the SDKs; `directories` falls back to the password database.
+    std::env::var_os("HOME")
+        .filter(|h| !h.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| directories::BaseDirs::new().map(|b| b.home_dir().to_path_buf()))
+}
+
+/// The environment-free part of [`default_path`], so it can be tested without `set_var`.
+fn default_path_from(
+    env_file: Option<OsString>,
+    home: Option<PathBuf>,
+) -> Result<PathBuf, CredentialsFileError> {
+    if let Some(file) = env_file.filter(|f| !f.is_empty()) {
+        let file = PathBuf::from(file);
+        if let (Ok(rest), Some(home)) = (file.strip_prefix("~"), home.as_ref()) {
+            return Ok(home.join(rest));
+        }
+        return Ok(file);
+    }
+    home.map(|h| h.join(".aws").join("credentials"))
+        .ok_or(CredentialsFileError::NoHome)
+}
+
+/// Writes `creds` into section `[profile]` of the file at `path`, creating the file (and its
+/// directory, 0700) when missing. The result is always mode 0600. If `path` is a symbolic
+/// link, the file it points to is replaced and the link is kept.
+pub fn update_profile(
+    path: &Path,
+    profile: &str,
+    creds: &Credentials,
+) -> Result<(), CredentialsFileError> {
+    validate_profile(profile)?;
+    for (field, value) in field_values(creds) {
+        if !valid_value(value) {
+            return Err(CredentialsFileError::InvalidValue {
+                path: path.to_path_buf(),
+                field: field.key(),
+            });
+        }
+    }
+    let target = resolve_symlinks(path)?;
+    let dir = parent_dir(&target);
+    if !dir.exists() {
+        create_private_dir(dir).map_err(|source| CredentialsFileError::CreateDir {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+    }
+    let (existing, old_mode) = read_existing(&target)?;
+    let rendered = render(&existing, profile, creds);
+    write_private_atomically(&target, rendered.as_bytes()).map_err(|source| {
+        CredentialsFileError::Write {
+            path: target.clone(),
+            source,
+        }
+    })?;
+    if let Some(mode) = old_mode.filter(|m| m & 0o077 != 0) {
+        tracing::info!(
+            path = %target.display(),
+            "tightened permissions of the credentials file from {:03o} to 600",
+            mode & 0o777
+        );
+    }
+    tracing::debug!(path = %target.display(), profile, "updated the shared credentials file");
+    Ok(())
+}
+
+/// Returns `existing` with the three credential keys of `[profile]` set to `creds`; every
+/// other line is kept byte for byte. Missing keys go right after the section's last key;
+/// a missing section is appended. Control characters in the values or the profile name are
+/// dropped, so nothing can inject lines ([`update_profile`] refuses such values outright).
+pub fn render(existing: &str, profile: &str, creds: &Credentials) -> Zeroizing<String> {
+    let lines = split_lines(existing);
+    let default_ending = lines
+        .iter()
+        .map(|l| l.ending)
+        .find(|e| !e.is_empty())
+        .unwrap_or("\n");
+    let kinds = classify(&lines);
+    let plan = plan(&lines, &kinds, profile);
+    let values = field_values(creds);
+
+    // Reserve everything up front: growing a String copies it and leaves the old buffer,
+    // secrets included, in freed memory.
+    let values_len: usize = values.iter().map(|(_, v)| v.len()).sum();
+    let capacity = existing.len()
+        + profile.len()
+        + values_len
+        + 3 * (plan.insert_indent.len() + 40)
+        + 8 * default_ending.len()
+        + 8;
+    let mut out = Zeroizing::new(String::with_capacity(capacity));
+
+    for (i, line) in lines.iter().enumerate() {
+        let ending = if line.ending.is_empty() {
+            default_ending
+        } else {
+            line.ending
+        };
+        match plan.actions[i] {
+            Action::Keep => {
+                out.push_str(line.text);
+                out.push_str(ending);
+            }
+            Action::Drop => {}
+            Action::Replace(field) => {
+                let Kind::Key { value_start, .. } = kinds[i] else {
+                    continue;
+                };
+                let prefix = &line.text[..value_start];
+                out.push_str(prefix);
+                // `key =` with no value: keep the style of the spacing before the `=`.
+                if value_start == line.text.len()
+                    && prefix.ends_with(['=', ':'])
+                    && prefix[..prefix.len() - 1].ends_with([' ', '\t'])
+                {
+                    out.push(' ');
+                }
+                push_clean(&mut out, values[field as usize].1);
+                out.push_str(ending);
+            }
+        }
+        if plan.insert_after == Some(i) {
+            for &(field, value) in values.iter().filter(|(f, _)| plan.missing[*f as usize]) {
+                out.push_str(plan.insert_indent);
+                out.push_str(field.key());
+                out.push_str(" = ");
+                push_clean(&mut out, value);
+                out.push_str(default_ending);
+            }
+        }
+    }
+
+    if plan.insert_after.is_none() {
+        // Appending: separate from the previous section by one blank line.
+        let ends_blank = kinds.last().is_none_or(|k| matches!(k, Kind::Blank));
+        if !ends_blank {
+            out.push_str(default_ending);
+        }
+        out.push('[');
+        push_clean(&mut out, profile);
+        out.push(']');
+        out.push_str(default_ending);
+        for (field, value) in values {
+            out.push_str(field.key());
+            out.push_str(" = ");
+            push_clean(&mut out, value);
+            out.push_str(default_ending);
+        }
+    } else if !existing.is_empty() && !existing.ends_with('\n') {
+        // The file had no final newline; it still has none. Strip exactly one ending: a
+        // blank line before it is content.
+        let ending = if out.ends_with("\r\n") { 2 } else { 1 };
+        let keep = out.len().saturating_sub(ending);
+        if out.ends_with('\n') {
+            out.truncate(keep);
+        }
+    }
+    debug_assert!(
+        out.capacity() == capacity,
+        "the output outgrew its reservation"
+    );
+    out
+}
+
+/// The three keys we own, in the order we write them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Field {
+    AccessKeyId = 0,
+    SecretAccessKey = 1,
+    SessionToken = 2,
+}
+
+impl Field {
+    const ALL: [Field; 3] = [
+        Field::AccessKeyId,
+        Field::SecretAccessKey,
+        Field::SessionToken,
+    ];
+
+    fn key(self) -> &'static str {
+        match self {
+            Field::AccessKeyId => "aws_access_key_id",
+            Field::SecretAccessKey => "aws_secret_access_key",
+            Field::SessionToken => "aws_session_token",
+        }
+    }
+
+    fn from_key(key: &str) -> Option<Field> {
+        Field::ALL
+            .into_iter()
+            .find(|f| f.key().eq_ignore_ascii_case(key))
+    }
+}
+
+fn field_values(creds: &Credentials) -> [(Field, &str); 3] {
+    [
+        (Field::AccessKeyId, creds.access_key_id.as_str()),
+        (
+            Field::SecretAccessKey,
+            creds.secret_access_key.expose_secret(),
+        ),
+        (Field::SessionToken, creds.session_token.expose_secret()),
+    ]
+}
+
+/// A value parsers will read back unchanged: INI parsers trim values and end them at a
+/// line break.
+fn valid_value(value: &str) -> bool {
+    !value.is_empty() && value.trim() == value && !value.chars().any(char::is_control)
+}
+
+fn validate_profile(profile: &str) -> Result<(), CredentialsFileError> {
+    let ok = !profile.is_empty()
+        && profile.trim() == profile
+        && !profile.contains(['[', ']'])
+        && !profile.chars().any(char::is_control);
+    if ok {
+        Ok(())
+    } else {
+        Err(CredentialsFileError::InvalidProfile {
+            profile: profile.to_string(),
+        })
+    }
+}
+
+fn push_clean(out: &mut String, value: &str) {
+    for c in value.chars().filter(|c| !c.is_control()) {
+        out.push(c);
+    }
+}
+
+/// One line of the file: its text and its ending (`\n`, `\r\n`, or empty for a final line
+/// without one).
+struct Line<'a> {
+    text: &'a str,
+    ending: &'a str,
+}
+
+fn split_lines(s: &str) -> Vec<Line<'_>> {
+    s.split_inclusive('\n')
+        .map(|raw| {
+            if let Some(text) = raw.strip_suffix("\r\n") {
+                Line {
+                    text,
+                    ending: "\r\n",
+                }
+            } else if let Some(text) = raw.strip_suffix('\n') {
+                Line { text, ending: "\n" }
+            } else {
+                Line {
+                    text: raw,
+                    ending: "",
+                }
+            }
+        })
+        .collect()
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind<'a> {
+    Blank,
+    Comment,
+    Header(&'a str),
+    /// `key = value`. Offsets are bytes into the line's text: the key starts at `key_start`
+    /// after `indent` bytes of white space; the value starts at `value_start`.
+    Key {
+        field: Option<Field>,
+        key_start: usize,
+        indent: usize,
+        value_start: usize,
+    },
+    /// An indented line that continues the key above it: any indented line under a key with
+    /// an empty value (nested settings such as `s3 =`, read that way by every SDK), and an
+    /// indented line without a delimiter (botocore's multi-line values). An indented
+    /// `key = value` under a key that has a value stays a key: the SDKs other than botocore
+    /// read it so, and we must not drop it.
+    Continuation,
+    Other,
+}
+
+fn classify<'a>(lines: &[Line<'a>]) -> Vec<Kind<'a>> {
+    let mut kinds = Vec::with_capacity(lines.len());
+    // The key whose value may continue on the next lines: its indent, and whether its
+    // value is empty.
+    let mut open_key: Option<(usize, bool)> = None;
+    for (i, line) in lines.iter().enumerate() {
+        // A byte-order mark is not part of the first line's content.
+        let bom = if i == 0 && line.text.starts_with('\u{feff}') {
+            '\u{feff}'.len_utf8()
+        } else {
+            0
+        };
+        let text = &line.text[bom..];
+        let body = text.trim_start();
+        let indent = text.len() - body.len();
+        let kind = if body.is_empty() {
+            // configparser keeps a value open across blank lines.
+            Kind::Blank
+        } else if body.starts_with(['#', ';']) {
+            open_key = None;
+            Kind::Comment
+        } else if let Some(name) = header_name(body) {
+            // Even indented: every SDK but botocore reads it as a header, and a header
+            // must never be dropped with an old value.
+            open_key = None;
+            Kind::Header(name)
+        } else if let Some((_, nested)) = open_key.filter(|&(k, _)| indent > k)
+            && (nested || split_key(text).is_none())
+        {
+            Kind::Continuation
+        } else if let Some((key, value_start)) = split_key(text) {
+            open_key = Some((indent, value_start == text.len()));
+            Kind::Key {
+                field: Field::from_key(key),
+                key_start: bom + indent,
+                indent,
+                value_start: bom + value_start,
+            }
+        } else {
+            open_key = None;
+            Kind::Other
+        };
+        kinds.push(kind);
+    }
+    kinds
+}
+
+/// `[ name ]`, optionally followed by a comment.
+fn header_name(body: &str) -> Option<&str> {
+    let rest = body.strip_prefix('[')?;
+    let close = rest.find(']')?;
+    let after = rest[close + 1..].trim_start();
+    (after.is_empty() || after.starts_with(['#', ';'])).then(|| rest[..close].trim())
+}
+
+/// The key and the byte offset of the value, for `key = value` or `key: value`.
+fn split_key(text: &str) -> Option<(&str, usize)> {
+    let delimiter = text.find(['=', ':'])?;
+    let key = text[..delimiter].trim();
+    if key.is_empty() {
+        return None;
+    }
+    let rest = &text[delimiter + 1..];
+    Some((key, text.len() - rest.trim_start().len()))
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Action {
+    Keep,
+    Drop,
+    Replace(Field),
+}
+
+struct Plan<'a> {
+    actions: Vec<Action>,
+    /// Where missing keys go: after this line. `None` when the section must be appended.
+    insert_after: Option<usize>,
+    missing: [bool; 3],
+    insert_indent: &'a str,
+}
+
+fn plan<'a>(lines: &[Line<'a>], kinds: &[Kind<'a>], profile: &str) -> Plan<'a> {
+    let mut actions = vec![Action::Keep; kinds.len()];
+    let mut seen = [false; 3];
+    let mut first_header = None;
+    let mut in_target = false;
+    let mut in_first = false;
+    let mut last_key_end = None;
+    // New keys copy the indentation of the section's last key.
+    let mut insert_indent = "";
+    // Continuation lines of a key we replaced or dropped belong to the old value.
+    let mut dropping = false;
+    for (i, kind) in kinds.iter().enumerate() {
+        match *kind {
+            Kind::Header(name) => {
+                dropping = false;
+                // A repeated section counts as the same profile (go-ini merges them), so
+                // each key still ends up written once.
+                in_target = name == profile;
+                in_first = in_target && first_header.is_none();
+                if in_first {
+                    first_header = Some(i);
+                }
+            }
+            Kind::Key {
+                field,
+                key_start,
+                indent,
+                ..
+            } if in_target => {
+                dropping = false;
+                if let Some(field) = field {
+                    let slot = &mut seen[field as usize];
+                    actions[i] = if *slot {
+                        Action::Drop
+                    } else {
+                        Action::Replace(field)
+                    };
+                    *slot = true;
+                    dropping = true;
+                }
+                if in_first {
+                    last_key_end = Some(i);
+                    insert_indent = &lines[i].text[key_start - indent..key_start];
+                }
+            }
+            Kind::Continuation if in_target => {
+                if dropping {
+                    actions[i] = Action::Drop;
+                }
+                if in_first {
+                    last_key_end = Some(i);
+                }
+            }
+            Kind::Blank | Kind::Continuation => {}
+            Kind::Key { .. } | Kind::Comment | Kind::Other => dropping = false,
+        }
+    }
+    Plan {
+        actions,
+        insert_after: last_key_end.or(first_header),
+        missing: seen.map(|s| !s),
+        insert_indent,
+    }
+}
+
+/// Follows symbolic links from `path` to the file they name (which may not exist yet).
+fn resolve_symlinks(path: &Path) -> Result<PathBuf, CredentialsFileError> {
+    let mut current = path.to_path_buf();
+    for _ in 0..MAX_SYMLINKS {
+        match fs::symlink_metadata(&current) {
+            Ok(meta) if meta.file_type().is_symlink() => {
+                let link =
+                    fs::read_link(&current).map_err(|source| CredentialsFileError::Read {
+                        path: current.clone(),
+                        source,
+                    })?;
+                current = if link.is_absolute() {
+                    link
+                } else {
+                    parent_dir(&current).join(link)
+                };
+            }
+            Ok(_) => return Ok(current),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(current),
+            Err(source) => {
+                return Err(CredentialsFileError::Read {
+                    path: current,
+                    source,
+                });
+            }
+        }
+    }
+    Err(CredentialsFileError::SymlinkLoop {
+        path: path.to_path_buf(),
+    })
+}
+
+fn parent_dir(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
+/// The current contents (empty when the file does not exist) and the current mode bits.
+fn read_existing(path: &Path) -> Result<(Zeroizing<String>, Option<u32>), CredentialsFileError> {
+    let read_err = |source| CredentialsFileError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    // The old file holds old secrets: wipe our copy of them too.
+    let mut bytes = Zeroizing::new(match fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return Ok((Zeroizing::new(String::new()), None));
+        }
+        Err(e) => return Err(read_err(e)),
+    });
+    let mode = file_mode(path).map_err(read_err)?;
+    match String::from_utf8(std::mem::take(&mut *bytes)) {
+        Ok(text) => Ok((Zeroizing::new(text), mode)),
+        Err(e) => {
+            e.into_bytes().zeroize();
+            Err(CredentialsFileError::NotUtf8 {
+                path: path.to_path_buf(),
+            })
+        }
+    }
+}
+
+#[cfg(unix)]
+fn file_mode(path: &Path) -> io::Result<Option<u32>> {
+    use std::os::unix::fs::PermissionsExt;
+    Ok(Some(fs::metadata(path)?.permissions().mode()))
+}
+
+#[cfg(not(unix))]
+fn file_mode(_path: &Path) -> io::Result<Option<u32>> {
+    Ok(None)
+}
+
+/// Creates `dir` and any missing parents, private to the user.
+pub(crate) fn create_private_dir(dir: &Path) -> io::Result<()> {
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(dir)
+}
+
+/// Replaces `target` with a 0600 file holding `data`, so that readers see either the old
+/// file or the new one, never a partial write: a temporary file with a random name in the
+/// same directory (created exclusively, 0600), fsync, rename over `target`, fsync the
+/// directory so the rename itself survives a crash.
+pub(crate) fn write_private_atomically(target: &Path, data: &[u8]) -> io::Result<()> {
+    let dir = parent_dir(target);
+    let name = target.file_name().ok_or_else(|| {
+        io::Error::new(io::ErrorKind::InvalidInput, "the path does not name a file")
+    })?;
+    let (temp, mut file) = create_temp(dir, name)?;
+    let written = (|| {
+        file.write_all(data)?;
+        file.sync_all()?;
+        drop(file);
+        fs::rename(&temp, target)
+    })();
+    if let Err(e) = written {
+        let _ = fs::remove_file(&temp);
+        return Err(e);
+    }
+    sync_dir(dir)
+}
+
+fn create_temp(dir: &Path, name: &std::ffi::OsStr) -> io::Result<(PathBuf, fs::File)> {
+    let mut attempts = 0;
+    loop {
+        let mut random = [0u8; 8];
+        aws_lc_rs::rand::fill(&mut random).map_err(|_| io::Error::other("no randomness"))?;
+        let mut temp_name = OsString::from(".");
+        temp_name.push(name);
+        temp_name.push(format!(".{}.tmp", hex::encode(random)));
+        let temp = dir.join(temp_name);
+        let mut options = fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
+        match options.open(&temp) {
+            Ok(file) => {
+                // The umask can only narrow the mode; make it exactly 0600 all the same.
+                #[cfg(unix)]
+                {
+                    use std::os::unix::fs::PermissionsExt;
+                    if let Err(e) = file.set_permissions(fs::Permissions::from_mode(0o600)) {
+                        drop(file);
+                        let _ = fs::remove_file(&temp);
+                        return Err(e);
+                    }
+                }
+                return Ok((temp, file));
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && attempts < 8 => attempts += 1,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+#[cfg(unix)]
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    match fs::File::open(dir).and_then(|d| d.sync_all()) {
+        // Some file systems cannot fsync a directory; the rename is done regardless.
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::InvalidInput | io::ErrorKind::Unsupported
+            ) =>
+        {
+            Ok(())
+        }
+        other => other,
+    }
+}
+
+#[cfg(not(unix))]
+fn sync_dir(_dir: &Path) -> io::Result<()> {
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::SecretString;
+
+    fn creds() -> Credentials {
+        Credentials {
+            access_key_id: "ASIANEW".into(),
+            secret_access_key: SecretString::from("new/secret+key".to_string()),
+            session_token: SecretString::from("NEWTOKEN==".to_string()),
+            expiration: time::macros::datetime!(2030-01-01 00:00:00 UTC),
+            role_arn: None,
+        }
+    }
+
+    fn render_str(existing: &str, profile: &str) -> String {
+        render(existing, profile, &creds()).to_string()
+    }
+
+    const NEW_KEYS: &str = "aws_access_key_id = ASIANEW\naws_secret_access_key = new/secret+key\naws_session_token = NEWTOKEN==\n";
+
+    #[test]
+    fn empty_file_gets_the_section_without_a_leading_blank_line() {
+        assert_eq!(render_str("", "default"), format!("[default]\n{NEW_KEYS}"));
+    }
+
+    #[test]
+    fn keys_are_matched_case_insensitively_with_any_spacing() {
+        let old = "[ default ]\nAWS_ACCESS_KEY_ID=OLD\n\taws_secret_access_key   =   OLD\naws_session_token:OLD\n";
+        assert_eq!(
+            render_str(old, "default"),
+            "[ default ]\nAWS_ACCESS_KEY_ID=ASIANEW\n\taws_secret_access_key   =   new/secret+key\naws_session_token:NEWTOKEN==\n"
+        );
+    }
+
+    #[test]
+    fn empty_values_get_a_space_when_the_delimiter_has_one_before_it() {
+        let old = "[p]\naws_access_key_id =\naws_secret_access_key=\naws_session_token = \n";
+        assert_eq!(
+            render_str(old, "p"),
+            "[p]\naws_access_key_id = ASIANEW\naws_secret_access_key=new/secret+key\naws_session_token = NEWTOKEN==\n"
+        );
+    }
+
+    #[test]
+    fn continuation_lines_of_a_replaced_value_are_dropped_and_others_kept() {
+        let old = "[p]\naws_session_token = OLD\n  MORE-OLD\ns3 =\n  max_concurrent_requests = 20\n  aws_access_key_id = nested\n";
+        assert_eq!(
+            render_str(old, "p"),
+            "[p]\naws_session_token = NEWTOKEN==\ns3 =\n  max_concurrent_requests = 20\n  aws_access_key_id = nested\naws_access_key_id = ASIANEW\naws_secret_access_key = new/secret+key\n"
+        );
+    }
+
+    #[test]
+    fn indented_keys_under_a_key_with_a_value_are_keys() {
+        let old = "[p]\naws_access_key_id = OLD\n  region = eu-west-1\n\taws_session_token = OLD\n";
+        assert_eq!(
+            render_str(old, "p"),
+            "[p]\naws_access_key_id = ASIANEW\n  region = eu-west-1\n\taws_session_token = NEWTOKEN==\n\taws_secret_access_key = new/secret+key\n"
+        );
+        // An indented header is a header, not part of the old value.
+        let old = "[p]\naws_session_token = OLD\n  [q]\naws_access_key_id = Q\n";
+        assert_eq!(
+            render_str(old, "p"),
+            "[p]\naws_session_token = NEWTOKEN==\naws_access_key_id = ASIANEW\naws_secret_access_key = new/secret+key\n  [q]\naws_access_key_id = Q\n"
+        );
+    }
+
+    #[test]
+    fn inserted_keys_copy_the_indentation_of_the_last_key() {
+        let old = "[p]\n  region = eu-west-1\n";
+        assert_eq!(
+            render_str(old, "p"),
+            "[p]\n  region = eu-west-1\n  aws_access_key_id = ASIANEW\n  aws_secret_access_key = new/secret+key\n  aws_session_token = NEWTOKEN==\n"
+        );
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_kept_and_ignored() {
+        let old = "\u{feff}[p]\naws_access_key_id = OLD\n";
+        assert_eq!(
+            render_str(old, "p"),
+            "\u{feff}[p]\naws_access_key_id = ASIANEW\naws_secret_access_key = new/secret+key\naws_session_token = NEWTOKEN==\n"
+        );
+    }
+
+    #[test]
+    fn headers_with_comments_match_and_similar_names_do_not() {
+        let old =
+            "[p] # mine\n[p2]\naws_access_key_id = KEEP\n[profile p]\naws_access_key_id = KEEP\n";
+        assert_eq!(
+            render_str(old, "p"),
+            format!(
+                "[p] # mine\n{NEW_KEYS}[p2]\naws_access_key_id = KEEP\n[profile p]\naws_access_key_id = KEEP\n"
+            )
+        );
+    }
+
+    #[test]
+    fn repeated_sections_end_up_with_each_key_once() {
+        let old = "[p]\naws_access_key_id = A\n[q]\nx = 1\n[p]\naws_access_key_id = B\naws_session_token = T\n";
+        assert_eq!(
+            render_str(old, "p"),
+            "[p]\naws_access_key_id = ASIANEW\naws_secret_access_key = new/secret+key\n[q]\nx = 1\n[p]\naws_session_token = NEWTOKEN==\n"
+        );
+    }
+
+    #[test]
+    fn control_characters_cannot_inject_lines() {
+        let mut c = creds();
+        c.session_token = SecretString::from("T\n[evil]\ncredential_process = x".to_string());
+        let out = render("", "p\nq", &c);
+        assert_eq!(out.lines().count(), 4, "{}", out.as_str());
+        assert!(!out.lines().any(|l| l.starts_with("[evil]")));
+    }
+
+    #[test]
+    fn every_variant_gets_each_value_exactly_once_and_is_stable() {
+        let samples = [
+            "",
+            "\n",
+            "[p]",
+            "[p]\n",
+            "# c\n[a]\nk = v\n\n[p]\naws_access_key_id = OLD\n\n; c\n[b]\nx = y\n",
+            "[p]\naws_session_token = T\n  wrapped\n\n  [q]\nx = y\n",
+            "[p]\nAWS_SECRET_ACCESS_KEY=S\naws_secret_access_key=S2\n[p]\naws_secret_access_key=S3\n",
+            "[a]\n    deep = 1\n[p]\n        aws_access_key_id =\n",
+            "\u{feff}[p]\nregion=r",
+        ];
+        for sample in samples {
+            let crlf = sample.replace('\n', "\r\n");
+            let bare = sample.trim_end_matches('\n');
+            for input in [sample, crlf.as_str(), bare] {
+                for profile in ["p", "a", "new"] {
+                    let out = render_str(input, profile);
+                    for value in ["ASIANEW", "new/secret+key", "NEWTOKEN=="] {
+                        assert_eq!(
+                            out.matches(value).count(),
+                            1,
+                            "{input:?} {profile}: {out:?}"
+                        );
+                    }
+                    assert_eq!(render_str(&out, profile), out, "{input:?} {profile}");
+                    // Lines of other sections all survive.
+                    for line in input
+                        .lines()
+                        .filter(|l| l.contains("x = y") || l.contains("deep"))
+                    {
+                        assert!(out.contains(line), "{input:?} {profile}: {out:?}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn update_refuses_values_that_do_not_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("credentials");
+        for bad in ["", " padded", "line\nbreak", "tab\tinside"] {
+            let mut c = creds();
+            c.session_token = SecretString::from(bad.to_string());
+            let err = update_profile(&path, "default", &c).unwrap_err();
+            assert!(matches!(
+                err,
+                CredentialsFileError::InvalidValue {
+                    field: "aws_session_token",
+                    ..
+                }
+            ));
+            assert!(err.hint().is_some());
+        }
+        assert!(!path.exists());
+    }
+
+    #[test]
+    fn update_refuses_profile_names_that_break_headers() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("credentials");
+        for bad in ["", " p", "a]b", "a[b", "a\nb"] {
+            let err = update_profile(&path, bad, &creds()).unwrap_err();
+            assert!(
+                matches!(err, CredentialsFileError::InvalidProfile { .. }),
+                "{bad:?}"
+            );
+        }
+        assert!(!path.exists());
+    }
+
+    #[test]
+    fn default_path_prefers_the_environment_then_home() {
+        let home = Some(PathBuf::from("/home/u"));
+        assert_eq!(
+            default_path_from(Some("/etc/creds".into()), home.clone()).unwrap(),
+            PathBuf::from("/etc/creds")
+        );
+        assert_eq!(
+            default_path_from(Some("~/x/creds".into()), home.clone()).unwrap(),
+            PathBuf::from("/home/u/x/creds")
+        );
+        assert_eq!(
+            default_path_from(Some("".into()), home.clone()).unwrap(),
+            PathBuf::from("/home/u/.aws/credentials")
+        );
+        assert_eq!(
+            default_path_from(None, home).unwrap(),
+            PathBuf::from("/home/u/.aws/credentials")
+        );
+        let err = default_path_from(None, None).unwrap_err();
+        assert!(matches!(err, CredentialsFileError::NoHome));
+        assert!(err.hint().unwrap().contains(ENV_FILE));
+    }
+
+    #[test]
+    fn errors_never_show_secrets() {
+        let dir = tempfile::tempdir().unwrap();
+        // A directory where the file should be: reading fails.
+        let path = dir.path().join("credentials");
+        fs::create_dir(&path).unwrap();
+        let err = update_profile(&path, "default", &creds()).unwrap_err();
+        let text = format!("{err} {err:?} {:?}", err.hint());
+        assert!(text.contains("credentials"), "{text}");
+        assert!(
+            !text.contains("new/secret") && !text.contains("NEWTOKEN"),
+            "{text}"
+        );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_symlink_loop_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a");
+        let b = dir.path().join("b");
+        std::os::unix::fs::symlink(&b, &a).unwrap();
+        std::os::unix::fs::symlink(&a, &b).unwrap();
+        let err = update_profile(&a, "default", &creds()).unwrap_err();
+        assert!(matches!(err, CredentialsFileError::SymlinkLoop { .. }));
+    }
+
+    #[test]
+    fn atomic_writes_replace_and_leave_no_temp_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        write_private_atomically(&path, b"one").unwrap();
+        write_private_atomically(&path, b"two").unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"two");
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec![OsString::from("f")]);
+    }
+}

@@ -1,0 +1,627 @@
+//! A per-user disk cache of temporary credentials, so that `credential-process` without an
+//! agent does not pay a full CreateSession on every SDK refresh (the Go helper has no cache).
+//!
+//! This module owns the cache directory (the platform cache dir for `rolesanywhere-agent`,
+//! which honours `XDG_CACHE_HOME`), the cache key ([`CacheKey`]: a hash of everything that
+//! decides which credentials a call returns), and the entry files: one `<key>.json` per key,
+//! mode 0600 in a 0700 directory, replaced atomically. An entry holds only the temporary
+//! credentials, never the certificate or the private key.
+//!
+//! Anything unexpected about an entry (missing, corrupt, another version, another owner,
+//! readable by others, expired) makes [`DiskCache::load`] return `None` so the caller simply
+//! fetches fresh credentials; the cache can never make a call fail. Freshness beyond plain
+//! expiry (the refresh window) is the caller's decision.
+
+use std::fs;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
+
+use crate::credentials::{Credentials, format_expiration};
+use crate::credentials_file::{create_private_dir, write_private_atomically};
+
+/// The entry format; entries of any other version are ignored.
+const FORMAT_VERSION: u32 = 1;
+
+/// Entries are a few kilobytes; anything much larger is not ours.
+const MAX_ENTRY_BYTES: u64 = 64 * 1024;
+
+/// Separates this hash from any other SHA-256 of the same inputs; bump with the key layout.
+const KEY_DOMAIN: &[u8] = b"rolesanywhere-agent disk cache key v1\0";
+
+/// The cache: a directory of entry files.
+#[derive(Debug, Clone)]
+pub struct DiskCache {
+    dir: PathBuf,
+}
+
+/// Identifies the credentials one configuration produces: a hex SHA-256 over a
+/// length-prefixed encoding of every input, so no two different inputs share a key and the
+/// file name reveals nothing about them.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct CacheKey(String);
+
+impl CacheKey {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        cert_sha256_fingerprint: &str,
+        trust_anchor_arn: &str,
+        profile_arn: &str,
+        role_arn: &str,
+        region: &str,
+        endpoint: &str,
+        duration_seconds: u32,
+        role_session_name: Option<&str>,
+    ) -> CacheKey {
+        let mut hash = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+        let mut part = |bytes: &[u8]| {
+            hash.update(&(bytes.len() as u64).to_be_bytes());
+            hash.update(bytes);
+        };
+        part(KEY_DOMAIN);
+        for text in [
+            cert_sha256_fingerprint,
+            trust_anchor_arn,
+            profile_arn,
+            role_arn,
+            region,
+            endpoint,
+        ] {
+            part(text.as_bytes());
+        }
+        part(&duration_seconds.to_be_bytes());
+        // A tag keeps "no session name" apart from an empty one.
+        match role_session_name {
+            None => part(&[0]),
+            Some(name) => {
+                part(&[1]);
+                part(name.as_bytes());
+            }
+        }
+        CacheKey(hex::encode(hash.finish()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// An entry as written. Borrowed, so the secrets are not copied.
+#[derive(Serialize)]
+struct EntryOut<'a> {
+    version: u32,
+    access_key_id: &'a str,
+    secret_access_key: &'a str,
+    session_token: &'a str,
+    expiration: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    role_arn: Option<&'a str>,
+}
+
+/// An entry as read; wiped when dropped.
+#[derive(Deserialize, Zeroize, ZeroizeOnDrop)]
+struct EntryIn {
+    version: u32,
+    access_key_id: String,
+    secret_access_key: String,
+    session_token: String,
+    expiration: String,
+    #[serde(default)]
+    role_arn: Option<String>,
+}
+
+impl DiskCache {
+    /// The platform cache directory for this application (`$XDG_CACHE_HOME/rolesanywhere-agent`
+    /// or `~/.cache/rolesanywhere-agent` on Linux); `None` when there is no home directory.
+    pub fn open_default() -> Option<DiskCache> {
+        directories::ProjectDirs::from("", "", "rolesanywhere-agent")
+            .map(|dirs| DiskCache::at(dirs.cache_dir().to_path_buf()))
+    }
+
+    /// A cache in `dir` (created on first store).
+    pub fn at(dir: PathBuf) -> DiskCache {
+        DiskCache { dir }
+    }
+
+    /// The directory entries live in.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn path_for(&self, key: &CacheKey) -> PathBuf {
+        self.dir.join(format!("{}.json", key.as_str()))
+    }
+
+    /// The unexpired credentials stored under `key`, or `None` (the reason is logged at
+    /// debug level, without any secret).
+    pub fn load(&self, key: &CacheKey, now: OffsetDateTime) -> Option<Credentials> {
+        let path = self.path_for(key);
+        match read_entry(&path, now) {
+            Ok(creds) => Some(creds),
+            Err(reason) => {
+                tracing::debug!(path = %path.display(), "not using the cached credentials: {reason}");
+                None
+            }
+        }
+    }
+
+    /// Stores `creds` under `key`, replacing any previous entry atomically.
+    pub fn store(&self, key: &CacheKey, creds: &Credentials) -> io::Result<()> {
+        create_private_dir(&self.dir)?;
+        tighten_dir(&self.dir)?;
+        let entry = EntryOut {
+            version: FORMAT_VERSION,
+            access_key_id: &creds.access_key_id,
+            secret_access_key: creds.secret_access_key.expose_secret(),
+            session_token: creds.session_token.expose_secret(),
+            expiration: format_expiration(creds.expiration),
+            role_arn: creds.role_arn.as_deref(),
+        };
+        // Reserve enough for the worst-case JSON escaping: a growing Vec would leave copies
+        // of the secrets behind in freed memory.
+        let values = entry.access_key_id.len()
+            + entry.secret_access_key.len()
+            + entry.session_token.len()
+            + entry.role_arn.map_or(0, str::len);
+        let mut json = Zeroizing::new(Vec::with_capacity(6 * values + 256));
+        serde_json::to_writer(&mut *json, &entry).map_err(io::Error::other)?;
+        write_private_atomically(&self.path_for(key), &json)
+    }
+
+    /// Deletes the entry for `key`, if any (for credentials the service has rejected).
+    pub fn remove(&self, key: &CacheKey) {
+        let path = self.path_for(key);
+        match fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => {
+                tracing::debug!(path = %path.display(), "cannot remove the cache entry: {e}");
+            }
+        }
+    }
+}
+
+/// Reads and checks one entry; the error is a reason for the debug log.
+fn read_entry(path: &Path, now: OffsetDateTime) -> Result<Credentials, String> {
+    // Refuse symbolic links outright; the owner check after opening covers a link swapped
+    // in between the two calls.
+    let link = fs::symlink_metadata(path).map_err(|e| describe(&e))?;
+    if !link.file_type().is_file() {
+        return Err("not a regular file".into());
+    }
+    let file = fs::File::open(path).map_err(|e| describe(&e))?;
+    let meta = file.metadata().map_err(|e| describe(&e))?;
+    if !meta.is_file() {
+        return Err("not a regular file".into());
+    }
+    check_owner_and_mode(&meta)?;
+    if meta.len() > MAX_ENTRY_BYTES {
+        return Err("the file is too large".into());
+    }
+    // Sized up front so the buffer holding secrets never reallocates.
+    let mut bytes = Zeroizing::new(Vec::with_capacity(meta.len() as usize + 1));
+    file.take(MAX_ENTRY_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| describe(&e))?;
+    let mut entry: EntryIn =
+        serde_json::from_slice(&bytes).map_err(|_| "the file is not a valid entry".to_string())?;
+    if entry.version != FORMAT_VERSION {
+        return Err(format!("entry format version {}", entry.version));
+    }
+    if entry.access_key_id.is_empty()
+        || entry.secret_access_key.is_empty()
+        || entry.session_token.is_empty()
+    {
+        return Err("the entry has empty credentials".into());
+    }
+    let expiration = OffsetDateTime::parse(&entry.expiration, &Rfc3339)
+        .map_err(|_| "the expiration is not a timestamp".to_string())?;
+    if expiration <= now {
+        return Err(format!("expired at {}", format_expiration(expiration)));
+    }
+    Ok(Credentials {
+        access_key_id: std::mem::take(&mut entry.access_key_id),
+        secret_access_key: SecretString::from(std::mem::take(&mut entry.secret_access_key)),
+        session_token: SecretString::from(std::mem::take(&mut entry.session_token)),
+        expiration,
+        role_arn: entry.role_arn.take(),
+    })
+}
+
+fn describe(e: &io::Error) -> String {
+    if e.kind() == io::ErrorKind::NotFound {
+        "no entry".into()
+    } else {
+        format!("cannot read it: {e}")
+    }
+}
+
+/// Only an entry that we own and that nobody else can read or write is trusted: anyone
+/// who could plant an entry could hand us credentials for their own account.
+#[cfg(unix)]
+fn check_owner_and_mode(meta: &fs::Metadata) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    let mode = meta.mode() & 0o7777;
+    if mode != 0o600 {
+        return Err(format!("its mode is {mode:04o}, not 0600"));
+    }
+    match current_uid() {
+        Some(uid) if uid == meta.uid() => Ok(()),
+        Some(_) => Err("it is owned by another user".into()),
+        None => Err("cannot tell which user we are".into()),
+    }
+}
+
+#[cfg(not(unix))]
+fn check_owner_and_mode(_meta: &fs::Metadata) -> Result<(), String> {
+    Ok(())
+}
+
+/// Our effective user id. The standard library has no `geteuid` (and `libc` is not a
+/// dependency), so: on Linux the owner of `/proc/self`, which is the effective user;
+/// elsewhere, or without `/proc`, the owner of the home directory.
+#[cfg(unix)]
+fn current_uid() -> Option<u32> {
+    use std::os::unix::fs::MetadataExt;
+    #[cfg(target_os = "linux")]
+    if let Ok(meta) = fs::metadata("/proc/self") {
+        return Some(meta.uid());
+    }
+    let home = directories::BaseDirs::new()?;
+    fs::metadata(home.home_dir()).ok().map(|m| m.uid())
+}
+
+/// An existing cache directory that others can enter is made private again.
+#[cfg(unix)]
+fn tighten_dir(dir: &Path) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = fs::metadata(dir)?.permissions().mode();
+    if mode & 0o077 != 0 {
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))?;
+        tracing::info!(
+            dir = %dir.display(),
+            "tightened permissions of the credentials cache from {:03o} to 700",
+            mode & 0o777
+        );
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn tighten_dir(_dir: &Path) -> io::Result<()> {
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    const NOW: OffsetDateTime = datetime!(2030-01-01 12:00:00 UTC);
+
+    fn creds() -> Credentials {
+        Credentials {
+            access_key_id: "ASIACACHED".into(),
+            secret_access_key: SecretString::from("cached/secret+key".to_string()),
+            session_token: SecretString::from("CACHEDTOKEN==".to_string()),
+            expiration: datetime!(2030-01-01 13:00:00 UTC),
+            role_arn: Some("arn:aws:iam::123456789012:role/app".into()),
+        }
+    }
+
+    fn key() -> CacheKey {
+        CacheKey::new(
+            "ab12",
+            "arn:aws:rolesanywhere:us-east-1:123456789012:trust-anchor/t",
+            "arn:aws:rolesanywhere:us-east-1:123456789012:profile/p",
+            "arn:aws:iam::123456789012:role/app",
+            "us-east-1",
+            "https://rolesanywhere.us-east-1.amazonaws.com",
+            3600,
+            None,
+        )
+    }
+
+    fn cache() -> (tempfile::TempDir, DiskCache) {
+        let tmp = tempfile::tempdir().unwrap();
+        let cache = DiskCache::at(tmp.path().join("cache"));
+        (tmp, cache)
+    }
+
+    #[cfg(unix)]
+    fn mode(path: &Path) -> u32 {
+        use std::os::unix::fs::PermissionsExt;
+        fs::metadata(path).unwrap().permissions().mode() & 0o7777
+    }
+
+    #[test]
+    fn round_trip() {
+        let (_tmp, cache) = cache();
+        assert!(cache.load(&key(), NOW).is_none());
+        cache.store(&key(), &creds()).unwrap();
+        let got = cache.load(&key(), NOW).unwrap();
+        assert_eq!(got.access_key_id, "ASIACACHED");
+        assert_eq!(got.secret_access_key.expose_secret(), "cached/secret+key");
+        assert_eq!(got.session_token.expose_secret(), "CACHEDTOKEN==");
+        assert_eq!(got.expiration, creds().expiration);
+        assert_eq!(got.role_arn, creds().role_arn);
+        // Another key misses.
+        let other = CacheKey::new("cd34", "", "", "", "", "", 3600, None);
+        assert!(cache.load(&other, NOW).is_none());
+    }
+
+    #[test]
+    fn file_layout_holds_only_the_temporary_credentials() {
+        let (_tmp, cache) = cache();
+        cache.store(&key(), &creds()).unwrap();
+        let path = cache.dir().join(format!("{}.json", key().as_str()));
+        let text = fs::read_to_string(&path).unwrap();
+        assert_eq!(
+            text,
+            r#"{"version":1,"access_key_id":"ASIACACHED","secret_access_key":"cached/secret+key","session_token":"CACHEDTOKEN==","expiration":"2030-01-01T13:00:00Z","role_arn":"arn:aws:iam::123456789012:role/app"}"#
+        );
+        // The only file in the directory: no temp files left over.
+        let names: Vec<_> = fs::read_dir(cache.dir())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names.len(), 1);
+        #[cfg(unix)]
+        {
+            assert_eq!(mode(&path), 0o600);
+            assert_eq!(mode(cache.dir()), 0o700);
+        }
+    }
+
+    #[test]
+    fn without_role_arn_the_field_is_left_out() {
+        let (_tmp, cache) = cache();
+        let mut c = creds();
+        c.role_arn = None;
+        cache.store(&key(), &c).unwrap();
+        let path = cache.dir().join(format!("{}.json", key().as_str()));
+        assert!(!fs::read_to_string(&path).unwrap().contains("role_arn"));
+        assert_eq!(cache.load(&key(), NOW).unwrap().role_arn, None);
+    }
+
+    #[test]
+    fn expired_entries_are_ignored() {
+        let (_tmp, cache) = cache();
+        cache.store(&key(), &creds()).unwrap();
+        assert!(
+            cache
+                .load(&key(), creds().expiration - time::Duration::SECOND)
+                .is_some()
+        );
+        assert!(cache.load(&key(), creds().expiration).is_none());
+        assert!(
+            cache
+                .load(&key(), creds().expiration + time::Duration::HOUR)
+                .is_none()
+        );
+    }
+
+    #[cfg(unix)]
+    fn write_entry(cache: &DiskCache, text: &str) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        create_private_dir(cache.dir()).unwrap();
+        let path = cache.dir().join(format!("{}.json", key().as_str()));
+        fs::write(&path, text).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
+        path
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn corrupt_and_foreign_entries_are_ignored() {
+        let (_tmp, cache) = cache();
+        let good = r#"{"version":1,"access_key_id":"A","secret_access_key":"S","session_token":"T","expiration":"2030-01-01T13:00:00Z"}"#;
+        write_entry(&cache, good);
+        assert!(
+            cache.load(&key(), NOW).is_some(),
+            "a hand-written entry loads"
+        );
+        for bad in [
+            "",
+            "not json",
+            &good[..good.len() - 1],
+            &good.replace("\"version\":1", "\"version\":2"),
+            &good.replace("\"S\"", "\"\""),
+            &good.replace("2030-01-01T13:00:00Z", "tomorrow"),
+            r#"{"version":1}"#,
+        ] {
+            write_entry(&cache, bad);
+            assert!(cache.load(&key(), NOW).is_none(), "{bad}");
+        }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn entries_others_can_read_or_write_are_ignored() {
+        use std::os::unix::fs::PermissionsExt;
+        let (_tmp, cache) = cache();
+        cache.store(&key(), &creds()).unwrap();
+        let path = cache.dir().join(format!("{}.json", key().as_str()));
+        for loose in [0o644, 0o640, 0o604, 0o660, 0o400, 0o700] {
+            fs::set_permissions(&path, fs::Permissions::from_mode(loose)).unwrap();
+            assert!(cache.load(&key(), NOW).is_none(), "{loose:o}");
+        }
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(cache.load(&key(), NOW).is_some());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn entries_owned_by_another_user_are_ignored() {
+        let (_tmp, cache) = cache();
+        cache.store(&key(), &creds()).unwrap();
+        let path = cache.dir().join(format!("{}.json", key().as_str()));
+        let ours = current_uid().unwrap();
+        let other = if ours == 65534 { 65533 } else { 65534 };
+        // Only root can give a file away; elsewhere there is nothing to test.
+        if std::os::unix::fs::chown(&path, Some(other), None).is_ok() {
+            assert!(cache.load(&key(), NOW).is_none());
+            std::os::unix::fs::chown(&path, Some(ours), None).unwrap();
+            assert!(cache.load(&key(), NOW).is_some());
+        }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn symlinked_entries_are_ignored() {
+        let (tmp, cache) = cache();
+        cache.store(&key(), &creds()).unwrap();
+        let path = cache.dir().join(format!("{}.json", key().as_str()));
+        let elsewhere = tmp.path().join("elsewhere.json");
+        fs::rename(&path, &elsewhere).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, &path).unwrap();
+        assert!(cache.load(&key(), NOW).is_none());
+    }
+
+    #[test]
+    fn oversized_entries_are_ignored() {
+        let (_tmp, cache) = cache();
+        let mut c = creds();
+        c.session_token = SecretString::from("x".repeat(MAX_ENTRY_BYTES as usize));
+        cache.store(&key(), &c).unwrap();
+        assert!(cache.load(&key(), NOW).is_none());
+    }
+
+    #[test]
+    fn store_replaces_and_remove_deletes() {
+        let (_tmp, cache) = cache();
+        cache.store(&key(), &creds()).unwrap();
+        let mut newer = creds();
+        newer.access_key_id = "ASIANEWER".into();
+        cache.store(&key(), &newer).unwrap();
+        assert_eq!(cache.load(&key(), NOW).unwrap().access_key_id, "ASIANEWER");
+        cache.remove(&key());
+        assert!(cache.load(&key(), NOW).is_none());
+        // Removing what is not there is fine.
+        cache.remove(&key());
+        assert_eq!(fs::read_dir(cache.dir()).unwrap().count(), 0);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_loose_cache_directory_is_tightened() {
+        use std::os::unix::fs::PermissionsExt;
+        let (_tmp, cache) = cache();
+        fs::create_dir(cache.dir()).unwrap();
+        fs::set_permissions(cache.dir(), fs::Permissions::from_mode(0o755)).unwrap();
+        cache.store(&key(), &creds()).unwrap();
+        assert_eq!(mode(cache.dir()), 0o700);
+    }
+
+    #[test]
+    fn the_key_changes_when_any_part_changes() {
+        let base = (
+            "fp",
+            "ta",
+            "pr",
+            "role",
+            "us-east-1",
+            "https://e",
+            3600u32,
+            None,
+        );
+        let make = |p: (&str, &str, &str, &str, &str, &str, u32, Option<&str>)| {
+            CacheKey::new(p.0, p.1, p.2, p.3, p.4, p.5, p.6, p.7)
+        };
+        let variants = [
+            base,
+            (
+                "fp2", base.1, base.2, base.3, base.4, base.5, base.6, base.7,
+            ),
+            (
+                base.0, "ta2", base.2, base.3, base.4, base.5, base.6, base.7,
+            ),
+            (
+                base.0, base.1, "pr2", base.3, base.4, base.5, base.6, base.7,
+            ),
+            (
+                base.0, base.1, base.2, "role2", base.4, base.5, base.6, base.7,
+            ),
+            (
+                base.0,
+                base.1,
+                base.2,
+                base.3,
+                "eu-west-1",
+                base.5,
+                base.6,
+                base.7,
+            ),
+            (
+                base.0,
+                base.1,
+                base.2,
+                base.3,
+                base.4,
+                "https://f",
+                base.6,
+                base.7,
+            ),
+            (base.0, base.1, base.2, base.3, base.4, base.5, 900, base.7),
+            (
+                base.0,
+                base.1,
+                base.2,
+                base.3,
+                base.4,
+                base.5,
+                base.6,
+                Some(""),
+            ),
+            (
+                base.0,
+                base.1,
+                base.2,
+                base.3,
+                base.4,
+                base.5,
+                base.6,
+                Some("s"),
+            ),
+            // Moving bytes between neighbouring parts changes the key too.
+            ("f", "pta", base.2, base.3, base.4, base.5, base.6, base.7),
+        ];
+        let keys: std::collections::HashSet<String> = variants
+            .iter()
+            .map(|v| make(*v).as_str().to_string())
+            .collect();
+        assert_eq!(keys.len(), variants.len());
+        // Stable and shaped like a SHA-256.
+        assert_eq!(make(base), make(base));
+        let k = make(base);
+        assert_eq!(k.as_str().len(), 64);
+        assert!(
+            k.as_str()
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        );
+    }
+
+    #[test]
+    fn the_default_directory_is_the_platform_cache_dir() {
+        // Computed the way `directories` does, which honours XDG_CACHE_HOME on Linux; the
+        // environment is not changed here, as tests run in parallel.
+        let expected = directories::ProjectDirs::from("", "", "rolesanywhere-agent")
+            .map(|d| d.cache_dir().to_path_buf());
+        let got = DiskCache::open_default().map(|c| c.dir().to_path_buf());
+        assert_eq!(got, expected);
+        #[cfg(target_os = "linux")]
+        if let Some(dir) = got {
+            assert!(dir.ends_with("rolesanywhere-agent"));
+            match std::env::var_os("XDG_CACHE_HOME").filter(|v| Path::new(v).is_absolute()) {
+                Some(xdg) => assert_eq!(dir.parent(), Some(Path::new(&xdg))),
+                None => assert!(dir.parent().is_some_and(|p| p.ends_with(".cache"))),
+            }
+        }
+    }
+}

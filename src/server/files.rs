@@ -1,0 +1,249 @@
+//! Files the endpoints own on disk: the unix socket (0600, in a 0700 directory) and the
+//! container authorization token file (0600, created once, read on every request so it can
+//! be rotated under running consumers).
+
+use std::fs::{self, DirBuilder, OpenOptions};
+use std::io::{self, Write as _};
+use std::os::unix::fs::{
+    DirBuilderExt as _, FileTypeExt as _, OpenOptionsExt as _, PermissionsExt,
+};
+use std::path::{Path, PathBuf};
+
+use tokio::net::UnixListener;
+use zeroize::Zeroizing;
+
+/// Bytes of randomness in a generated container token (256 bits, 64 hex characters).
+const CONTAINER_TOKEN_BYTES: usize = 32;
+/// Token files larger than this are not tokens; refuse rather than read them.
+const MAX_TOKEN_FILE: u64 = 16 * 1024;
+
+fn create_private_parent(path: &Path) -> io::Result<()> {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() && !dir.exists() => {
+            DirBuilder::new().recursive(true).mode(0o700).create(dir)
+        }
+        _ => Ok(()),
+    }
+}
+
+/// A sibling of `path` named `.{name}.{pid}.{suffix}`.
+fn sibling(path: &Path, suffix: &str) -> io::Result<PathBuf> {
+    let name = path.file_name().ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{} has no file name", path.display()),
+        )
+    })?;
+    let mut tmp = std::ffi::OsString::from(".");
+    tmp.push(name);
+    tmp.push(format!(".{}.{suffix}", std::process::id()));
+    Ok(path.with_file_name(tmp))
+}
+
+/// Binds a unix socket at `path` that only the current user can connect to.
+///
+/// Creates the parent directory (0700) if missing and replaces a stale socket left by a
+/// crashed agent; refuses to replace a socket another process still listens on, or a file
+/// that is not a socket. The socket is bound under a temporary name, made 0600, then renamed
+/// into place, so it is never reachable with looser permissions.
+pub fn bind_unix(path: &Path) -> io::Result<UnixListener> {
+    create_private_parent(path)?;
+    match fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_socket() => {
+            if std::os::unix::net::UnixStream::connect(path).is_ok() {
+                return Err(io::Error::new(
+                    io::ErrorKind::AddrInUse,
+                    format!("{} is in use by a running process", path.display()),
+                ));
+            }
+            tracing::info!(path = %path.display(), "server: removing a stale socket");
+            fs::remove_file(path)?;
+        }
+        Ok(_) => {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!("{} exists and is not a socket", path.display()),
+            ));
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+
+    let tmp = sibling(path, "sock")?;
+    let _ = fs::remove_file(&tmp);
+    match UnixListener::bind(&tmp) {
+        Ok(listener) => {
+            let placed = fs::set_permissions(&tmp, fs::Permissions::from_mode(0o600))
+                .and_then(|()| fs::rename(&tmp, path));
+            if let Err(e) = placed {
+                let _ = fs::remove_file(&tmp);
+                return Err(e);
+            }
+            Ok(listener)
+        }
+        // The temporary name is longer than `path` and may not fit in sun_path (108 bytes):
+        // bind directly and tighten right after; the 0700 directory covers the short window.
+        Err(_) => {
+            let listener = UnixListener::bind(path)?;
+            fs::set_permissions(path, fs::Permissions::from_mode(0o600))?;
+            Ok(listener)
+        }
+    }
+}
+
+/// Creates the container authorization token file with a fresh random token if it does not
+/// exist yet (an existing file is left as it is, so consumers keep working across restarts).
+///
+/// The token is 64 hex characters with no trailing newline (botocore and the Rust SDK send
+/// the file verbatim, and a newline cannot travel in a header). The file is written under a
+/// temporary name and hard-linked into place, so a reader never sees a partial token and
+/// two agents starting together cannot overwrite each other's.
+pub fn ensure_container_token(path: &Path) -> io::Result<()> {
+    if let Ok(meta) = fs::metadata(path) {
+        if meta.permissions().mode() & 0o077 != 0 {
+            // Not changed behind the operator's back (a deployment may share it on purpose),
+            // but anyone who can read it can fetch credentials.
+            tracing::warn!(
+                path = %path.display(),
+                mode = format!("{:o}", meta.permissions().mode() & 0o777),
+                "server: the container token file is readable by other users"
+            );
+        }
+        return Ok(());
+    }
+    if fs::symlink_metadata(path).is_ok() {
+        // A dangling symlink: leave it to the operator rather than write through it.
+        return Ok(());
+    }
+    create_private_parent(path)?;
+    let mut raw = Zeroizing::new([0u8; CONTAINER_TOKEN_BYTES]);
+    aws_lc_rs::rand::fill(raw.as_mut())
+        .map_err(|_| io::Error::other("the system random generator failed"))?;
+    let token = Zeroizing::new(hex::encode(raw.as_ref()));
+
+    let tmp = sibling(path, "tmp")?;
+    let _ = fs::remove_file(&tmp);
+    let written = (|| {
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        file.write_all(token.as_bytes())?;
+        file.sync_all()?;
+        match fs::hard_link(&tmp, path) {
+            Ok(()) => Ok(()),
+            // Someone else created it meanwhile: theirs stands.
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+            Err(e) => Err(e),
+        }
+    })();
+    let _ = fs::remove_file(&tmp);
+    written?;
+    tracing::info!(path = %path.display(), "server: created the container authorization token file");
+    Ok(())
+}
+
+/// Reads the current container token: the file's content without trailing whitespace (HTTP
+/// strips it from header values, so a token file ending in a newline can still match).
+pub fn read_container_token(path: &Path) -> io::Result<Zeroizing<Vec<u8>>> {
+    let file = fs::File::open(path)?;
+    let len = file.metadata()?.len();
+    if len > MAX_TOKEN_FILE {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "the token file is too large",
+        ));
+    }
+    let mut buf = Zeroizing::new(Vec::with_capacity(len as usize + 1));
+    io::Read::read_to_end(&mut io::Read::take(file, MAX_TOKEN_FILE), &mut buf)?;
+    while buf.last().is_some_and(|b| b.is_ascii_whitespace()) {
+        buf.pop();
+    }
+    Ok(buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mode(path: &Path) -> u32 {
+        fs::metadata(path).expect("metadata").permissions().mode() & 0o777
+    }
+
+    #[tokio::test]
+    async fn bind_unix_makes_a_private_socket_in_a_private_dir() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let sock = dir.path().join("run/agent.sock");
+        let listener = bind_unix(&sock).expect("bind");
+        assert_eq!(mode(&sock), 0o600);
+        assert_eq!(mode(&dir.path().join("run")), 0o700);
+        assert!(
+            fs::symlink_metadata(&sock)
+                .expect("meta")
+                .file_type()
+                .is_socket()
+        );
+        // Connectable under its final name.
+        let _client = tokio::net::UnixStream::connect(&sock)
+            .await
+            .expect("connect");
+        let _ = listener.accept().await.expect("accept");
+        // A second agent on the same path is refused while the first listens.
+        let again = bind_unix(&sock).expect_err("in use");
+        assert_eq!(again.kind(), io::ErrorKind::AddrInUse);
+        drop(listener);
+        // Now the socket is stale and gets replaced.
+        let _listener = bind_unix(&sock).expect("rebind over stale socket");
+        assert_eq!(mode(&sock), 0o600);
+        // No temporary files left behind.
+        let names: Vec<_> = fs::read_dir(dir.path().join("run"))
+            .expect("read_dir")
+            .map(|e| e.expect("entry").file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("agent.sock")]);
+    }
+
+    #[tokio::test]
+    async fn bind_unix_refuses_to_replace_a_regular_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("not-a-socket");
+        fs::write(&path, b"keep me").expect("write");
+        let err = bind_unix(&path).expect_err("not a socket");
+        assert_eq!(err.kind(), io::ErrorKind::AlreadyExists);
+        assert_eq!(fs::read(&path).expect("read"), b"keep me");
+    }
+
+    #[test]
+    fn container_token_is_created_once_private_and_without_newline() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("tokens/container-token");
+        ensure_container_token(&path).expect("create");
+        assert_eq!(mode(&path), 0o600);
+        assert_eq!(mode(&dir.path().join("tokens")), 0o700);
+        let first = fs::read(&path).expect("read");
+        assert_eq!(first.len(), 64);
+        assert!(first.iter().all(u8::is_ascii_hexdigit));
+        ensure_container_token(&path).expect("again");
+        assert_eq!(fs::read(&path).expect("read"), first, "kept, not replaced");
+        let names: Vec<_> = fs::read_dir(dir.path().join("tokens"))
+            .expect("read_dir")
+            .map(|e| e.expect("entry").file_name())
+            .collect();
+        assert_eq!(names.len(), 1, "no temporary file left: {names:?}");
+        let other = dir.path().join("other-token");
+        ensure_container_token(&other).expect("create");
+        assert_ne!(fs::read(&other).expect("read"), first);
+    }
+
+    #[test]
+    fn reading_the_token_strips_trailing_whitespace_only() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("t");
+        fs::write(&path, b" abc def\r\n").expect("write");
+        assert_eq!(&read_container_token(&path).expect("read")[..], b" abc def");
+        fs::write(&path, vec![b'a'; MAX_TOKEN_FILE as usize + 1]).expect("write");
+        assert!(read_container_token(&path).is_err());
+        assert!(read_container_token(&dir.path().join("missing")).is_err());
+    }
+}

@@ -1,0 +1,285 @@
+//! The agent's local endpoints, answered from memory through [`CredentialSource`]:
+//!
+//! - on TCP ([`serve_tcp`], loopback unless allowed by [`check_bind_address`]):
+//!   - an IMDSv2-compatible service (`PUT /latest/api/token`, then token-guarded GETs of
+//!     `/latest/meta-data/iam/security-credentials[/{role}]`, the `-extended` variants,
+//!     `/latest/meta-data/placement/region` and `.../availability-zone`);
+//!   - the ECS-style container endpoint `GET /v1/credentials`, guarded by the token file
+//!     (only when [`ServerConfig::container_token_file`] is set);
+//!   - `GET /healthz` for container probes (no secrets, no token);
+//! - on a unix socket ([`serve_unix`], [`bind_unix`]): `GET /v1/process-credentials` for this
+//!   agent's own `credential-process` clients, and `/healthz`.
+//!
+//! This module owns:
+//! - the public API below ([`ServerConfig`], [`Limits`], [`UnixConfig`], [`router`],
+//!   [`serve_tcp`], [`serve_unix`], [`bind_unix`], [`ensure_container_token`],
+//!   [`check_bind_address`], [`set_hop_limit`]);
+//! - `routes`: routing, status codes and answers (the security checks live there);
+//! - `tokens`: the IMDSv2 session tokens;
+//! - `render`: credential bodies rendered once per credential set and wiped on drop;
+//! - `conn`: accept loop, connection bounds, timeouts and graceful shutdown;
+//! - `files`: the unix socket file and the container token file;
+//! - `body`: the one-buffer response body.
+//!
+//! Secrets (IMDS tokens, the container token, the secret key and session token) never reach
+//! a log line: handlers log route names and statuses, never header values or bodies.
+
+mod body;
+mod conn;
+mod files;
+mod render;
+mod routes;
+mod tokens;
+
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::Duration;
+
+use tokio::net::{TcpListener, UnixListener};
+
+use crate::agent::CredentialSource;
+use crate::config::SessionSettings;
+use routes::{Endpoints, Handler, UnixEndpoints};
+
+pub use conn::set_hop_limit;
+pub use files::{bind_unix, ensure_container_token};
+pub use tokens::{MAX_TOKENS, MAX_TTL_SECONDS};
+
+/// The Go helper's default port for `serve`.
+pub const DEFAULT_PORT: u16 = 9911;
+/// The Go helper's default IP TTL / hop limit on responses.
+pub const DEFAULT_HOP_LIMIT: u8 = 64;
+
+/// Resource bounds for one listener.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Connections served at once; further clients wait in the listen backlog.
+    pub max_connections: usize,
+    /// Time from a request's first byte (or from accept) to its complete head.
+    pub header_read_timeout: Duration,
+    /// A keep-alive connection with no request for this long is closed.
+    pub keep_alive_timeout: Duration,
+    /// Largest request line plus headers; larger heads are answered 431.
+    pub max_head_bytes: usize,
+    /// After shutdown, how long in-flight requests get before their connections are closed.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_connections: 256,
+            header_read_timeout: Duration::from_secs(5),
+            keep_alive_timeout: Duration::from_secs(60),
+            max_head_bytes: 16 * 1024,
+            shutdown_grace: Duration::from_secs(5),
+        }
+    }
+}
+
+/// What the TCP endpoints serve.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// The last path segment of the role ARN (what IMDS lists).
+    pub role_name: String,
+    pub role_arn: String,
+    /// Empty when unknown: then the `-extended` IMDS paths answer 404 (SDKs fall back to the
+    /// legacy ones) and no `AccountId` is sent.
+    pub account_id: String,
+    pub region: String,
+    /// IPv4 TTL / IPv6 unicast hop limit set on every accepted socket (1..=255).
+    pub hop_limit: u8,
+    /// Enables `GET /v1/credentials`, authorised by this file's content.
+    pub container_token_file: Option<PathBuf>,
+    pub limits: Limits,
+}
+
+impl ServerConfig {
+    /// The configuration for a session: role name, ARN, account and region from `settings`,
+    /// default [`Limits`].
+    pub fn new(
+        settings: &SessionSettings,
+        hop_limit: u8,
+        container_token_file: Option<PathBuf>,
+    ) -> Self {
+        let role_arn = settings.role_arn.as_str();
+        ServerConfig {
+            role_name: role_name_from_arn(role_arn).to_string(),
+            role_arn: role_arn.to_string(),
+            account_id: settings.role_arn.account.clone(),
+            region: settings.region.clone(),
+            hop_limit,
+            container_token_file,
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// `arn:aws:iam::123456789012:role/path/app` -> `app`.
+pub fn role_name_from_arn(role_arn: &str) -> &str {
+    role_arn.rsplit('/').next().unwrap_or(role_arn)
+}
+
+/// The identity key the unix socket serves: a hex digest naming the certificate, key and
+/// session settings (see `credential-process`'s cache key). Clones share one value, so
+/// `serve` can switch it on SIGHUP while the socket keeps serving.
+#[derive(Clone, Default)]
+pub struct IdentityKey(Arc<RwLock<Box<[u8]>>>);
+
+impl IdentityKey {
+    pub fn new(key: &str) -> Self {
+        let shared = IdentityKey::default();
+        shared.set(key);
+        shared
+    }
+
+    /// Replaces the key; requests from then on must present the new one.
+    pub fn set(&self, key: &str) {
+        self.set_inner(key_bytes(key));
+    }
+
+    fn set_inner(&self, bytes: Box<[u8]>) {
+        *self.0.write().unwrap_or_else(PoisonError::into_inner) = bytes;
+    }
+
+    /// Whether `presented` names this identity (hex compared case-insensitively; an empty
+    /// key matches nothing).
+    pub(crate) fn matches(&self, presented: &[u8]) -> bool {
+        let presented = key_bytes_raw(presented);
+        let current = self.0.read().unwrap_or_else(PoisonError::into_inner);
+        !current.is_empty()
+            && aws_lc_rs::constant_time::verify_slices_are_equal(&presented, &current).is_ok()
+    }
+}
+
+fn key_bytes(key: &str) -> Box<[u8]> {
+    key_bytes_raw(key.as_bytes())
+}
+
+fn key_bytes_raw(key: &[u8]) -> Box<[u8]> {
+    key.trim_ascii().to_ascii_lowercase().into_boxed_slice()
+}
+
+impl fmt::Debug for IdentityKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let current = self.0.read().unwrap_or_else(PoisonError::into_inner);
+        f.debug_tuple("IdentityKey")
+            .field(&String::from_utf8_lossy(&current))
+            .finish()
+    }
+}
+
+/// What the unix socket serves.
+#[derive(Clone, Debug, Default)]
+pub struct UnixConfig {
+    /// A client whose `X-Identity-Key` differs gets 404 and runs its own CreateSession.
+    pub identity_key: IdentityKey,
+    pub limits: Limits,
+}
+
+impl From<IdentityKey> for UnixConfig {
+    fn from(identity_key: IdentityKey) -> Self {
+        UnixConfig {
+            identity_key,
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// Configuration errors of the endpoints.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ServerError {
+    #[error(
+        "refusing to listen on {0}: it is not a loopback address and would expose credentials to other hosts (allow it explicitly to override)"
+    )]
+    NotLoopback(IpAddr),
+}
+
+impl ServerError {
+    /// What the user can do about it.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            ServerError::NotLoopback(_) => Some(
+                "bind 127.0.0.1 or ::1 (the default), or pass --allow-non-loopback if every host that can reach this address may read the credentials".into(),
+            ),
+        }
+    }
+}
+
+/// Loopback addresses (127.0.0.0/8, ::1, and IPv4-mapped loopback) pass; anything else is
+/// refused unless `allow_non_loopback`, and then warned about.
+pub fn check_bind_address(addr: IpAddr, allow_non_loopback: bool) -> Result<(), ServerError> {
+    if addr.to_canonical().is_loopback() {
+        return Ok(());
+    }
+    if !allow_non_loopback {
+        return Err(ServerError::NotLoopback(addr));
+    }
+    tracing::warn!(
+        %addr,
+        "server: listening on a non-loopback address: any host that can reach it and pass the hop limit can ask for credentials"
+    );
+    Ok(())
+}
+
+/// The TCP routes as an axum router, for embedding. Connection bounds, timeouts and the hop
+/// limit are the server's job: [`serve_tcp`] applies them, a caller serving this router
+/// itself must too.
+pub fn router(source: Arc<dyn CredentialSource>, config: Arc<ServerConfig>) -> axum::Router {
+    let endpoints = Arc::new(Endpoints::new(source, config));
+    axum::Router::new().fallback(move |req: axum::extract::Request| {
+        let endpoints = endpoints.clone();
+        async move {
+            endpoints
+                .respond(req.method(), req.uri().path(), req.headers())
+                .map(axum::body::Body::new)
+        }
+    })
+}
+
+/// Serves the TCP routes on `listener` until `shutdown` resolves; then stops accepting, lets
+/// in-flight requests finish within [`Limits::shutdown_grace`], and returns.
+///
+/// Fails at once if `config.hop_limit` is 0. The listener's address is not checked here
+/// (see [`check_bind_address`]).
+pub async fn serve_tcp(
+    listener: TcpListener,
+    source: Arc<dyn CredentialSource>,
+    config: Arc<ServerConfig>,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()> {
+    if config.hop_limit == 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "the hop limit must be 1..=255",
+        ));
+    }
+    let limits = config.limits;
+    let acceptor = conn::Tcp {
+        listener,
+        hop_limit: config.hop_limit,
+    };
+    let endpoints = Arc::new(Endpoints::new(source, config));
+    conn::serve(acceptor, endpoints, limits, shutdown).await
+}
+
+/// Serves the unix socket routes on `listener` (made by [`bind_unix`]) until `shutdown`
+/// resolves, with the same graceful stop as [`serve_tcp`]. `config` is a [`UnixConfig`] or
+/// just an [`IdentityKey`] (default limits).
+pub async fn serve_unix(
+    listener: UnixListener,
+    source: Arc<dyn CredentialSource>,
+    config: impl Into<UnixConfig>,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()> {
+    let config = config.into();
+    let endpoints = Arc::new(UnixEndpoints::new(source, config.identity_key));
+    conn::serve(conn::Unix { listener }, endpoints, config.limits, shutdown).await
+}
+
+#[cfg(test)]
+mod tests;
