@@ -9,10 +9,21 @@ if ! python3 -c 'import botocore' 2>/dev/null; then
     echo "test.sh: installing botocore" >&2
     python3 -m pip install --quiet botocore
 fi
-# openssl cross-checks the generated PKCS#12 and encrypted keys.
-if ! command -v openssl >/dev/null 2>&1; then
-    echo "test.sh: installing openssl" >&2
-    apt-get update -qq && apt-get install -y -qq openssl >/dev/null
+# Debian packages the tests drive for real: openssl (cross-checks), SoftHSM2 and OpenSC
+# (PKCS#11), gnome-keyring, dbus and keyutils (the OS keyring).
+packages=(openssl softhsm2 opensc p11-kit p11-kit-modules gnome-keyring dbus-daemon keyutils libsecret-tools swtpm swtpm-tools tpm2-tools)
+missing=()
+for p in "${packages[@]}"; do
+    dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "test.sh: installing ${missing[*]}" >&2
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
 cargo test --locked "$@"
+
+# The static binary in an empty root, and the sidecar image run from its own filesystem.
+scripts/test-static.sh
+# SIDECAR_PENDING scripts/test-sidecar.sh

@@ -37,12 +37,18 @@ pub enum Command {
     /// Write credentials into the shared credentials file, once or continuously
     #[command(after_help = EXIT_CODES)]
     Update(UpdateArgs),
+    /// Store private keys in, or delete them from, the OS keyring (Secret Service, keyutils)
+    #[cfg(feature = "keyring")]
+    #[command(after_help = EXIT_CODES)]
+    Keyring(crate::commands::keyring::KeyringArgs),
     /// Sign standard input with the private key (hex, JSON string or raw bytes)
     #[command(after_help = EXIT_CODES)]
     SignString(SignStringArgs),
     /// Print the certificate's key type, DER and serial as JSON
     #[command(after_help = EXIT_CODES)]
     ReadCertificateData(ReadCertificateArgs),
+    /// Exit 0 when a running agent holds valid credentials (for container probes)
+    Healthcheck(HealthcheckArgs),
     /// Print the version
     Version,
     /// Run a local CreateSession endpoint that verifies requests like the service
@@ -65,13 +71,13 @@ pub struct CredentialArgs {
     #[arg(long, value_name = "PATH")]
     pub intermediates: Option<String>,
     /// Trust anchor to authenticate against
-    #[arg(long, value_name = "ARN")]
+    #[arg(long, value_name = "ARN", env = "ROLESANYWHERE_TRUST_ANCHOR_ARN")]
     pub trust_anchor_arn: Option<String>,
     /// Profile to take policies from
-    #[arg(long, value_name = "ARN")]
+    #[arg(long, value_name = "ARN", env = "ROLESANYWHERE_PROFILE_ARN")]
     pub profile_arn: Option<String>,
     /// Role to assume
-    #[arg(long, value_name = "ARN")]
+    #[arg(long, value_name = "ARN", env = "ROLESANYWHERE_ROLE_ARN")]
     pub role_arn: Option<String>,
     /// Session duration in seconds (900..43200)
     #[arg(
@@ -169,6 +175,16 @@ pub struct ServeArgs {
     /// Do not listen on a Unix socket
     #[arg(long, conflicts_with = "socket")]
     pub no_socket: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct HealthcheckArgs {
+    /// The agent's port
+    #[arg(long, default_value_t = 9911)]
+    pub port: u16,
+    /// The agent's address
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1")]
+    pub bind: std::net::IpAddr,
 }
 
 #[derive(Args, Debug, Clone)]

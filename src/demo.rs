@@ -93,7 +93,12 @@ pub async fn run(args: &DemoArgs) -> Result<(), Error> {
         ..CredentialArgs::default()
     };
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let prepared = PreparedSession::from_args(&cred_args, clock.as_ref())?;
+    let mut prepared = PreparedSession::from_args(&cred_args, clock.as_ref())?;
+    // The demo trusts its own throwaway CA only, whatever AWS_CA_BUNDLE says.
+    prepared
+        .endpoint
+        .ca_bundles
+        .retain(|(flag, _)| *flag == "--ca-bundle");
     let cert = &prepared.identity.certificate;
     println!("\n3. Pre-flight checks passed: the key matches the certificate, which is valid now");
     println!(

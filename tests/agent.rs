@@ -132,6 +132,34 @@ fn credential_process_without_an_agent_reuses_the_disk_cache() {
         1,
         "the second call came from the cache"
     );
+
+    // botocore through a credential_process line gets the cached set too.
+    let config = d.path().join("config");
+    std::fs::write(
+        &config,
+        format!(
+            "[default]\ncredential_process = {} credential-process {} --trust-anchor-arn {TA} --profile-arn {PROFILE} --role-arn {ROLE} --endpoint {}\n",
+            bin(),
+            args.join(" "),
+            emu.url
+        ),
+    )
+    .unwrap();
+    let out = botocore(
+        BOTOCORE_WHO,
+        &[
+            ("AWS_CONFIG_FILE", &path(&config)),
+            ("XDG_CACHE_HOME", &path(&cache)),
+        ],
+        d.path(),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out).split_whitespace().nth(1),
+        first["AccessKeyId"].as_str(),
+        "botocore got the cached credentials"
+    );
+    assert_eq!(emu.requests().len(), 1, "no new CreateSession for botocore");
     let files: Vec<_> = std::fs::read_dir(cache.join("rolesanywhere-agent"))
         .unwrap()
         .collect();

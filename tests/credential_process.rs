@@ -373,22 +373,40 @@ fn bad_inputs_exit_2_print_nothing_and_send_nothing() {
             "same region",
         ),
         (
-            "TPM flag",
+            "TPM handle without a password flag",
             vec![
                 "--certificate".into(),
                 cert.clone(),
                 "--private-key".into(),
-                key.clone(),
-                "--no-tpm-key-password".into(),
+                "handle:0x81000001".into(),
             ],
-            "not supported",
-            "README",
+            if cfg!(feature = "tpm") {
+                "needs --tpm-key-password PASSWORD, or --no-tpm-key-password"
+            } else {
+                "not supported"
+            },
+            if cfg!(feature = "tpm") {
+                "Go helper"
+            } else {
+                "README"
+            },
         ),
         (
             "PKCS#11 URI",
-            vec!["--certificate".into(), "pkcs11:token=x".into()],
-            "not supported",
-            "README",
+            vec![
+                "--certificate".into(),
+                "pkcs11:token=x;colour=blue?pin-value=1234".into(),
+            ],
+            if cfg!(feature = "pkcs11") {
+                "`colour` is not a PKCS#11 URI path attribute"
+            } else {
+                "not supported"
+            },
+            if cfg!(feature = "pkcs11") {
+                "RFC 7512"
+            } else {
+                "README"
+            },
         ),
     ];
     for (what, args, message, hint) in cases {

@@ -56,6 +56,12 @@ impl PreparedSession {
             private_key: args.private_key.clone(),
             intermediates: args.intermediates.clone(),
             pkcs8_password: args.pkcs8_password.clone(),
+            pkcs11_lib: args.pkcs11_lib.clone(),
+            reuse_pin: args.reuse_pin,
+            cert_selector: args.cert_selector.clone(),
+            use_latest_expiring_certificate: args.use_latest_expiring_certificate,
+            tpm_key_password: args.tpm_key_password.clone(),
+            no_tpm_key_password: args.no_tpm_key_password,
         };
         let identity = Identity::load(&spec)?;
         identity.check(args.certificate.as_deref().unwrap_or_default(), clock.now())?;

@@ -2,6 +2,9 @@
 //! key or the network, then does its one job.
 
 mod credential_process;
+mod healthcheck;
+#[cfg(feature = "keyring")]
+pub mod keyring;
 mod read_certificate_data;
 mod serve;
 mod sign_string;
@@ -23,8 +26,11 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
         Command::CredentialProcess(args) => credential_process::run(&args, clock).await,
         Command::Serve(args) => serve::run(&args, clock).await,
         Command::Update(args) => update::run(&args, clock).await,
+        #[cfg(feature = "keyring")]
+        Command::Keyring(args) => keyring::run(&args).await,
         Command::SignString(args) => sign_string::run(&args),
         Command::ReadCertificateData(args) => read_certificate_data::run(&args),
+        Command::Healthcheck(args) => healthcheck::run(&args),
         Command::Version => {
             println!("{}", env!("CARGO_PKG_VERSION"));
             Ok(())
@@ -57,44 +63,50 @@ pub async fn shutdown_signal() {
     }
 }
 
-/// Refuses, with a clear message, the Go helper's flags whose key stores are not built yet.
+/// Refuses, with a clear message, the Go helper's flags whose key stores are not built.
 /// They are accepted by the parser so a Go helper command line never fails as "unknown flag".
 pub fn refuse_unbuilt_features(args: &CredentialArgs) -> Result<(), ConfigError> {
-    let pkcs11 = "PKCS#11 tokens are not supported by this build yet";
-    let tpm = "TPM keys are not supported by this build yet";
+    let tpm = "this build has no TPM support (built without the tpm feature)";
     let is = |v: &Option<String>, prefix: &str| v.as_deref().is_some_and(|s| s.starts_with(prefix));
-    let checks: [(bool, &'static str, &'static str); 8] = [
+    let pkcs11 = is(&args.certificate, "pkcs11:")
+        || is(&args.private_key, "pkcs11:")
+        || args.pkcs11_lib.is_some();
+    let no_pkcs11 = if cfg!(feature = "pkcs11") {
+        "certificate stores (Windows, macOS) are not supported; on Linux select among a PKCS#11 token's certificates with --certificate pkcs11:..."
+    } else {
+        "this build has no PKCS#11 support (built without the pkcs11 feature)"
+    };
+    let tpm_built = cfg!(feature = "tpm");
+    let checks: [(bool, &'static str, &'static str); 6] = [
         (
-            is(&args.certificate, "pkcs11:"),
-            "--certificate pkcs11:",
-            pkcs11,
-        ),
-        (
-            is(&args.private_key, "pkcs11:"),
-            "--private-key pkcs11:",
-            pkcs11,
-        ),
-        (args.pkcs11_lib.is_some(), "--pkcs11-lib", pkcs11),
-        (args.reuse_pin, "--reuse-pin", pkcs11),
-        (
-            is(&args.private_key, "handle:"),
+            is(&args.private_key, "handle:") && !tpm_built,
             "--private-key handle:",
             tpm,
         ),
         (
-            args.tpm_key_password.is_some() || args.no_tpm_key_password,
+            (args.tpm_key_password.is_some() || args.no_tpm_key_password) && !tpm_built,
             "--tpm-key-password/--no-tpm-key-password",
             tpm,
         ),
         (
-            args.cert_selector.is_some(),
-            "--cert-selector",
-            "certificate stores (Windows, macOS) and PKCS#11 are not supported by this build yet",
+            pkcs11 && !cfg!(feature = "pkcs11"),
+            "--certificate/--private-key pkcs11:",
+            no_pkcs11,
         ),
         (
-            args.use_latest_expiring_certificate,
+            args.reuse_pin && !pkcs11,
+            "--reuse-pin",
+            "it applies to PKCS#11 keys only",
+        ),
+        (
+            args.cert_selector.is_some() && !pkcs11,
+            "--cert-selector",
+            no_pkcs11,
+        ),
+        (
+            args.use_latest_expiring_certificate && !pkcs11,
             "--use-latest-expiring-certificate",
-            "it applies to certificate stores and PKCS#11, which this build does not support yet",
+            no_pkcs11,
         ),
     ];
     for (hit, flag, why) in checks {

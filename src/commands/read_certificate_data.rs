@@ -27,6 +27,10 @@ pub fn run(args: &ReadCertificateArgs) -> Result<(), Error> {
     let path = args.certificate.as_deref().ok_or(ConfigError::Missing {
         flag: "--certificate",
     })?;
+    #[cfg(feature = "pkcs11")]
+    if crate::identity::pkcs11::Pkcs11Uri::is_uri(path) {
+        return list_token_certificates(path, args.pkcs11_lib.as_deref());
+    }
     let data = std::fs::read(path).map_err(|source| IdentityError::Read {
         flag: "--certificate",
         path: path.to_string(),
@@ -54,5 +58,28 @@ pub fn run(args: &ReadCertificateArgs) -> Result<(), Error> {
     };
     let json = serde_json::to_string(&out).unwrap_or_default();
     print!("{json}");
+    Ok(())
+}
+
+/// `--certificate pkcs11:...`: the Go helper's "Matching identities" list, one line per
+/// certificate (SHA-1 fingerprint and subject) with a URI that selects it.
+#[cfg(feature = "pkcs11")]
+fn list_token_certificates(uri: &str, lib: Option<&str>) -> Result<(), Error> {
+    let found =
+        crate::identity::pkcs11::list_certificates(uri, lib).map_err(IdentityError::from)?;
+    if found.is_empty() {
+        println!("No matching identities");
+        return Ok(());
+    }
+    println!("Matching identities");
+    for (i, (cert, cert_uri)) in found.iter().enumerate() {
+        println!(
+            "{}) {} \"{}\"",
+            i + 1,
+            cert.sha1_fingerprint(),
+            cert.subject()
+        );
+        println!("\tURI: {}", crate::identity::pkcs11::redact(cert_uri));
+    }
     Ok(())
 }

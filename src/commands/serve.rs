@@ -163,6 +163,23 @@ async fn reload(
     cache: &CredentialCache,
     identity_key: &server::IdentityKey,
 ) {
+    let fixed: Vec<String> = [
+        &args.creds.certificate,
+        &args.creds.private_key,
+        &args.creds.intermediates,
+    ]
+    .into_iter()
+    .flatten()
+    .filter(|v| !crate::identity::source::Source::parse(v).is_rereadable())
+    .map(|v| crate::identity::source::describe(v))
+    .collect();
+    if !fixed.is_empty() {
+        tracing::warn!(
+            sources = %fixed.join(", "),
+            "SIGHUP: the identity comes from sources that cannot be read again; keeping the current one"
+        );
+        return;
+    }
     notify("RELOADING=1");
     match PreparedSession::from_args(&args.creds, clock) {
         Ok(prepared) => {

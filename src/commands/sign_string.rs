@@ -20,13 +20,42 @@ pub fn run(args: &SignStringArgs) -> Result<(), Error> {
         no_tpm_key_password: args.no_tpm_key_password,
         ..CredentialArgs::default()
     })?;
+    if args.private_key.as_deref() == Some("-") || args.certificate.as_deref() == Some("-") {
+        return Err(ConfigError::NotSupported {
+            flag: "--private-key -",
+            why: "standard input carries the string to sign; pass the key as a file or env:NAME",
+        }
+        .into());
+    }
     let password = args.pkcs8_password.clone();
+    #[cfg(feature = "pkcs11")]
+    if let Some(key) = args
+        .private_key
+        .as_deref()
+        .filter(|k| crate::identity::pkcs11::Pkcs11Uri::is_uri(k))
+    {
+        let signer =
+            crate::identity::pkcs11::load_signer(key, args.pkcs11_lib.as_deref(), args.reuse_pin)
+                .map_err(crate::identity::IdentityError::from)?;
+        return sign_and_print(&signer, args);
+    }
     let signer: std::sync::Arc<dyn Signer> = match (&args.private_key, &args.certificate) {
-        (Some(key), _) => std::sync::Arc::new(crate::identity::load_key(key, password)?),
+        (Some(key), _) => crate::identity::load_signer(
+            &IdentitySpec {
+                pkcs8_password: password,
+                tpm_key_password: args.tpm_key_password.clone(),
+                no_tpm_key_password: args.no_tpm_key_password,
+                ..IdentitySpec::default()
+            },
+            key,
+        )?,
         (None, Some(_)) => {
             Identity::load(&IdentitySpec {
                 certificate: args.certificate.clone(),
                 pkcs8_password: password,
+                pkcs11_lib: args.pkcs11_lib.clone(),
+                reuse_pin: args.reuse_pin,
+                cert_selector: args.cert_selector.clone(),
                 ..IdentitySpec::default()
             })?
             .signer
@@ -38,6 +67,11 @@ pub fn run(args: &SignStringArgs) -> Result<(), Error> {
             .into());
         }
     };
+    sign_and_print(signer.as_ref(), args)
+}
+
+/// Reads the string to sign from standard input, signs it and prints it in `--format`.
+fn sign_and_print(signer: &dyn Signer, args: &SignStringArgs) -> Result<(), Error> {
     let mut input = Vec::new();
     std::io::stdin()
         .read_to_end(&mut input)

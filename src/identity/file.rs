@@ -45,7 +45,7 @@ enum Inner {
     P384(p384::ecdsa::SigningKey),
 }
 
-/// A private key held in memory, loaded from a file.
+/// A private key held in memory, loaded from a file, a variable or standard input.
 pub struct FileKey {
     inner: Inner,
     source: String,
@@ -63,7 +63,8 @@ impl fmt::Debug for FileKey {
 }
 
 impl FileKey {
-    /// Reads a key from the bytes of a key file. `source` names the file in messages.
+    /// Reads a key from the bytes of a key file. `source` names where they came from
+    /// (`file PATH`, `variable NAME`) in messages.
     pub fn from_file_bytes(
         data: &[u8],
         source: &str,
@@ -254,7 +255,7 @@ impl Signer for FileKey {
     }
 
     fn source(&self) -> String {
-        format!("key file {}", self.source)
+        self.source.clone()
     }
 }
 

@@ -7,11 +7,17 @@
 
 pub mod cert;
 pub mod file;
+#[cfg(feature = "keyring")]
+pub mod keyring;
 pub mod password;
 pub mod pem;
+#[cfg(feature = "pkcs11")]
+pub mod pkcs11;
 pub mod pkcs12;
+pub mod source;
+#[cfg(feature = "tpm")]
+pub mod tpm;
 
-use std::path::Path;
 use std::sync::Arc;
 
 use secrecy::SecretString;
@@ -34,6 +40,18 @@ pub struct IdentitySpec {
     pub intermediates: Option<String>,
     /// `--pkcs8-password`.
     pub pkcs8_password: Option<SecretString>,
+    /// `--pkcs11-lib`: the PKCS#11 module (default: p11-kit's proxy where present).
+    pub pkcs11_lib: Option<String>,
+    /// `--reuse-pin`: use the user PIN for context-specific logins too.
+    pub reuse_pin: bool,
+    /// `--cert-selector`, raw (`Key=...,Value=...` pairs or `file://sel.json`).
+    pub cert_selector: Option<String>,
+    /// `--use-latest-expiring-certificate`.
+    pub use_latest_expiring_certificate: bool,
+    /// `--tpm-key-password`.
+    pub tpm_key_password: Option<SecretString>,
+    /// `--no-tpm-key-password`.
+    pub no_tpm_key_password: bool,
 }
 
 /// A certificate with the key that signs for it.
@@ -50,49 +68,62 @@ pub struct Identity {
 pub enum IdentityError {
     #[error("no certificate given")]
     NoCertificate,
-    #[error("cannot read {flag} file {path}: {source}")]
+    #[error("cannot read {flag} {path}: {source}")]
     Read {
         flag: &'static str,
         path: String,
         #[source]
         source: std::io::Error,
     },
-    #[error("{flag} file {path} is not a certificate: {detail}")]
+    #[error("{flag} env:{name}: the environment variable {name} is not set")]
+    MissingVariable { flag: &'static str, name: String },
+    #[error("{flag} {path} is empty")]
+    EmptySource { flag: &'static str, path: String },
+    #[error("{flag} {path} is not a certificate: {detail}")]
     NotACertificate {
         flag: &'static str,
         path: String,
         detail: String,
     },
-    #[error("--private-key file {path} holds a certificate, not a private key")]
+    #[error("--private-key {path} holds a certificate, not a private key")]
     CertificateGivenAsKey { path: String },
-    #[error("--private-key file {path} is not a private key: {detail}")]
+    #[error("--private-key {path} is not a private key: {detail}")]
     NotAKey { path: String, detail: String },
-    #[error("--private-key file {path} is encrypted and no password was given")]
+    #[error("--private-key {path} is encrypted and no password was given")]
     PasswordNeeded { path: String },
     #[error("the password does not decrypt {path}")]
     WrongPassword { path: String },
-    #[error("--private-key file {path} uses OpenSSL's legacy PEM encryption")]
+    #[error("--private-key {path} uses OpenSSL's legacy PEM encryption")]
     LegacyEncryption { path: String },
-    #[error("--private-key file {path} is a TPM key, and TPM support is not built yet")]
+    #[error("--private-key {path} is a TPM key, and this build has no TPM support")]
     TpmKey { path: String },
     #[error("{what} in {path} is not supported")]
     UnsupportedKey { path: String, what: String },
-    #[error("--certificate file {path} is PKCS#12 but {detail}")]
+    #[error("--certificate {path} is PKCS#12 but {detail}")]
     Pkcs12 { path: String, detail: String },
     #[error(
-        "--certificate file {path} is PKCS#12, which carries its own key and chain, but {flag} was also given"
+        "--certificate {path} is PKCS#12, which carries its own key and chain, but {flag} was also given"
     )]
     Pkcs12Conflict { path: String, flag: &'static str },
-    #[error("--certificate file {path} is not PKCS#12, so --private-key is required")]
+    #[error("--certificate {path} is not PKCS#12, so --private-key is required")]
     MissingPrivateKey { path: String },
     #[error("the private key in {key} does not belong to the certificate in {certificate}")]
     KeyMismatch { key: String, certificate: String },
-    #[error("certificate {path} expired at {not_after}")]
+    #[error("the certificate in {path} expired at {not_after}")]
     Expired { path: String, not_after: String },
-    #[error("certificate {path} is not valid until {not_before}")]
+    #[error("the certificate in {path} is not valid until {not_before}")]
     NotYetValid { path: String, not_before: String },
-    #[error("certificate {path} uses a {what}, which IAM Roles Anywhere does not accept")]
+    #[error("the certificate in {path} uses a {what}, which IAM Roles Anywhere does not accept")]
     UnsupportedCertificateKey { path: String, what: String },
+    #[cfg(feature = "pkcs11")]
+    #[error(transparent)]
+    Pkcs11(#[from] pkcs11::Pkcs11Error),
+    #[cfg(feature = "keyring")]
+    #[error(transparent)]
+    Keyring(#[from] keyring::KeyringError),
+    #[cfg(feature = "tpm")]
+    #[error(transparent)]
+    Tpm(#[from] tpm::TpmError),
 }
 
 impl IdentityError {
@@ -101,6 +132,8 @@ impl IdentityError {
         Some(match self {
             NoCertificate => "pass --certificate PATH (and --private-key PATH unless it is a PKCS#12 file)".into(),
             Read { .. } => "check the path and that this user may read it".into(),
+            MissingVariable { name, .. } => format!("export {name} with the PEM text, or give a file path instead"),
+            EmptySource { .. } => "pass the PEM text (certificate and key may share one stream when both are '-')".into(),
             NotACertificate { .. } => {
                 "expected a PEM file with a CERTIFICATE block, a DER certificate, or a PKCS#12 bundle".into()
             }
@@ -114,7 +147,7 @@ impl IdentityError {
             LegacyEncryption { path } => format!(
                 "convert it to encrypted PKCS#8: openssl pkcs8 -topk8 -v2 aes-256-cbc -in {path} -out key.p8.pem"
             ),
-            TpmKey { .. } => "use a file key or a PKCS#11 token until TPM support lands".into(),
+            TpmKey { .. } => "build with the `tpm` feature (on by default), or use a file key or a PKCS#11 token".into(),
             UnsupportedKey { .. } | UnsupportedCertificateKey { .. } => {
                 "use an RSA (2048, 3072 or 4096 bit) or EC P-256/P-384 key".into()
             }
@@ -129,6 +162,12 @@ impl IdentityError {
             }
             Expired { .. } => "renew the certificate with your CA".into(),
             NotYetValid { .. } => "check the system clock, or wait until the certificate becomes valid".into(),
+            #[cfg(feature = "pkcs11")]
+            Pkcs11(e) => return e.hint(),
+            #[cfg(feature = "keyring")]
+            Keyring(e) => return e.hint(),
+            #[cfg(feature = "tpm")]
+            Tpm(e) => return e.hint(),
         })
     }
 }
@@ -137,6 +176,10 @@ impl Identity {
     /// Loads the certificate, chain and key named by `spec`. Nothing is checked against the
     /// clock here; call [`Identity::check`] for that.
     pub fn load(spec: &IdentitySpec) -> Result<Self, IdentityError> {
+        #[cfg(feature = "pkcs11")]
+        if pkcs11::is_pkcs11(spec) {
+            return Ok(pkcs11::load_identity(spec)?);
+        }
         let cert_path = spec
             .certificate
             .as_deref()
@@ -155,12 +198,12 @@ impl Identity {
             spec.private_key
                 .as_deref()
                 .ok_or_else(|| IdentityError::MissingPrivateKey {
-                    path: cert_path.to_string(),
+                    path: source::describe(cert_path),
                 })?;
         let mut certs = certs.into_iter();
         let certificate = certs.next().ok_or_else(|| IdentityError::NotACertificate {
             flag: "--certificate",
-            path: cert_path.to_string(),
+            path: source::describe(cert_path),
             detail: "no certificate in it".into(),
         })?;
         // A full-chain file carries the intermediates after the leaf.
@@ -169,17 +212,16 @@ impl Identity {
             chain = parse_certificates(&read("--intermediates", path)?).map_err(|detail| {
                 IdentityError::NotACertificate {
                     flag: "--intermediates",
-                    path: path.clone(),
+                    path: source::describe(path),
                     detail,
                 }
             })?;
         }
-        let key_passwords = Passwords::new(spec.pkcs8_password.clone(), key_path);
-        let key = load_key_with(key_path, &key_passwords)?;
+        let signer = load_signer(spec, key_path)?;
         Ok(Identity {
             certificate,
             chain,
-            signer: Arc::new(key),
+            signer,
         })
     }
 
@@ -190,12 +232,17 @@ impl Identity {
         passwords: &Passwords,
         cert_detail: String,
     ) -> Result<Self, IdentityError> {
-        let bundle = match pkcs12::open(data, path, passwords, passwords.is_explicit()) {
+        let bundle = match pkcs12::open(
+            data,
+            &source::describe(path),
+            passwords,
+            passwords.is_explicit(),
+        ) {
             Ok(bundle) => bundle,
             Err(pkcs12::Pkcs12Problem::NotPkcs12) => {
                 return Err(IdentityError::NotACertificate {
                     flag: "--certificate",
-                    path: path.to_string(),
+                    path: source::describe(path),
                     detail: cert_detail,
                 });
             }
@@ -211,7 +258,7 @@ impl Identity {
                     pkcs12::Pkcs12Problem::NotPkcs12 => String::new(),
                 };
                 return Err(IdentityError::Pkcs12 {
-                    path: path.to_string(),
+                    path: source::describe(path),
                     detail,
                 });
             }
@@ -222,7 +269,7 @@ impl Identity {
         ] {
             if given {
                 return Err(IdentityError::Pkcs12Conflict {
-                    path: path.to_string(),
+                    path: source::describe(path),
                     flag,
                 });
             }
@@ -241,7 +288,7 @@ impl Identity {
         let kind = cert
             .key_kind()
             .map_err(|what| IdentityError::UnsupportedCertificateKey {
-                path: cert_path.to_string(),
+                path: source::describe(cert_path),
                 what: what.to_string(),
             })?;
         let matches = match self.signer.public_key() {
@@ -257,18 +304,18 @@ impl Identity {
         if !matches || self.signer.key_kind().algorithm() != kind.algorithm() {
             return Err(IdentityError::KeyMismatch {
                 key: self.signer.source(),
-                certificate: cert_path.to_string(),
+                certificate: source::describe(cert_path),
             });
         }
         if now > cert.not_after() {
             return Err(IdentityError::Expired {
-                path: cert_path.to_string(),
+                path: source::describe(cert_path),
                 not_after: rfc3339(cert.not_after()),
             });
         }
         if now < cert.not_before() {
             return Err(IdentityError::NotYetValid {
-                path: cert_path.to_string(),
+                path: source::describe(cert_path),
                 not_before: rfc3339(cert.not_before()),
             });
         }
@@ -290,11 +337,22 @@ pub fn rfc3339(t: OffsetDateTime) -> String {
     crate::credentials::format_expiration(t)
 }
 
-fn read(flag: &'static str, path: &str) -> Result<Vec<u8>, IdentityError> {
-    std::fs::read(Path::new(path)).map_err(|source| IdentityError::Read {
-        flag,
-        path: path.to_string(),
-        source,
+fn read(flag: &'static str, value: &str) -> Result<zeroize::Zeroizing<Vec<u8>>, IdentityError> {
+    let src = source::Source::parse(value);
+    src.read().map_err(|e| match e {
+        source::SourceError::Io(source) => IdentityError::Read {
+            flag,
+            path: src.describe(),
+            source,
+        },
+        source::SourceError::MissingVariable => IdentityError::MissingVariable {
+            flag,
+            name: value.trim_start_matches("env:").to_string(),
+        },
+        source::SourceError::Empty => IdentityError::EmptySource {
+            flag,
+            path: src.describe(),
+        },
     })
 }
 
@@ -319,15 +377,49 @@ pub fn parse_certificates(data: &[u8]) -> Result<Vec<Certificate>, String> {
     Ok(certs)
 }
 
-/// Loads only a private key file (for `sign-string`).
-pub fn load_key(path: &str, password: Option<SecretString>) -> Result<FileKey, IdentityError> {
-    load_key_with(path, &Passwords::new(password, path))
+/// The signer for `key_path` (`--private-key`): a TPM key (`handle:` or a `TSS2 PRIVATE
+/// KEY` file) or a key file, with the passwords `spec` carries.
+pub fn load_signer(spec: &IdentitySpec, key_path: &str) -> Result<Arc<dyn Signer>, IdentityError> {
+    let passwords = &Passwords::new(spec.pkcs8_password.clone(), key_path);
+    #[cfg(feature = "tpm")]
+    {
+        let (tpm_password, no_tpm_password) =
+            (spec.tpm_key_password.clone(), spec.no_tpm_key_password);
+        if tpm::is_handle(key_path) {
+            return Ok(Arc::new(tpm::open_key(
+                key_path,
+                tpm_password,
+                no_tpm_password,
+            )?));
+        }
+        match load_key_with(key_path, passwords) {
+            // A TSS2 PRIVATE KEY: read again (files and env: re-read, stdin is cached).
+            Err(IdentityError::TpmKey { .. }) => {
+                let data = read("--private-key", key_path)?;
+                let name = source::describe(key_path);
+                Ok(Arc::new(tpm::open_key_data(
+                    &data,
+                    &name,
+                    tpm_password,
+                    no_tpm_password,
+                )?))
+            }
+            other => Ok(Arc::new(other?)),
+        }
+    }
+    #[cfg(not(feature = "tpm"))]
+    Ok(Arc::new(load_key_with(key_path, passwords)?))
 }
 
 fn load_key_with(path: &str, passwords: &Passwords) -> Result<FileKey, IdentityError> {
-    let data = zeroize::Zeroizing::new(read("--private-key", path)?);
-    FileKey::from_file_bytes(&data, path, passwords).map_err(|problem| {
-        let path = path.to_string();
+    #[cfg(feature = "keyring")]
+    if keyring::is_reference(path) {
+        return Ok(keyring::load_key_with(path, passwords)?);
+    }
+    let data = read("--private-key", path)?;
+    let described = source::describe(path);
+    FileKey::from_file_bytes(&data, &described, passwords).map_err(|problem| {
+        let path = described.clone();
         match problem {
             KeyProblem::IsCertificate => IdentityError::CertificateGivenAsKey { path },
             KeyProblem::NotAKey(detail) => IdentityError::NotAKey { path, detail },

@@ -130,9 +130,12 @@ impl SessionClient {
         if !endpoint.with_proxy {
             builder = builder.no_proxy();
         }
-        if url.scheme() == "https" {
-            builder = builder.tls_backend_preconfigured(tls::client_config(endpoint)?);
-        }
+        let tls = if url.scheme() == "https" {
+            tls::client_config(endpoint)?
+        } else {
+            tls::plain_http_config()?
+        };
+        builder = builder.tls_backend_preconfigured(tls);
         let http = builder
             .build()
             .map_err(|e| SessionError::Tls(e.to_string()))?;

@@ -13,17 +13,16 @@ use crate::config::{ConfigError, EndpointSettings};
 
 /// Builds the rustls client configuration for `endpoint`.
 pub fn client_config(endpoint: &EndpointSettings) -> Result<rustls::ClientConfig, SessionError> {
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .map_err(|e| SessionError::Tls(e.to_string()))?;
+    let builder = builder()?;
     if endpoint.no_verify_ssl {
         eprintln!(
             "warning: --no-verify-ssl: the endpoint's TLS certificate is not verified; anyone on the network path can read the credentials"
         );
         return Ok(builder
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(NoVerification(provider)))
+            .with_custom_certificate_verifier(Arc::new(NoVerification(Arc::new(
+                rustls::crypto::aws_lc_rs::default_provider(),
+            ))))
             .with_no_client_auth());
     }
     let mut roots = rustls::RootCertStore::empty();
@@ -54,6 +53,23 @@ pub fn client_config(endpoint: &EndpointSettings) -> Result<rustls::ClientConfig
         ));
     }
     Ok(builder.with_root_certificates(roots).with_no_client_auth())
+}
+
+fn builder()
+-> Result<rustls::ConfigBuilder<rustls::ClientConfig, rustls::WantsVerifier>, SessionError> {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| SessionError::Tls(e.to_string()))
+}
+
+/// For a plain-http (loopback) endpoint: no TLS happens, so no trust roots are loaded.
+/// Given to reqwest all the same, so it never builds a platform verifier of its own (which
+/// fails where there are no system certificates, as in an empty container).
+pub fn plain_http_config() -> Result<rustls::ClientConfig, SessionError> {
+    Ok(builder()?
+        .with_root_certificates(rustls::RootCertStore::empty())
+        .with_no_client_auth())
 }
 
 /// Accepts any server certificate: only behind `--no-verify-ssl`.
