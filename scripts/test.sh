@@ -26,4 +26,4 @@ cargo test --locked "$@"
 
 # The static binary in an empty root, and the sidecar image run from its own filesystem.
 scripts/test-static.sh
-# SIDECAR_PENDING scripts/test-sidecar.sh
+scripts/test-sidecar.sh
