@@ -103,6 +103,15 @@ pub async fn run(args: &ServeArgs, clock: Arc<dyn Clock>) -> Result<(), Error> {
         });
     }
 
+    // Signal handlers go in before anything announces readiness: a supervisor may send
+    // SIGTERM the moment it sees READY=1 or the start-up lines.
+    let mut term =
+        signal(SignalKind::terminate()).map_err(|e| Error::io("cannot watch SIGTERM", e))?;
+    let mut hangup =
+        signal(SignalKind::hangup()).map_err(|e| Error::io("cannot watch SIGHUP", e))?;
+    let mut interrupt =
+        signal(SignalKind::interrupt()).map_err(|e| Error::io("cannot watch SIGINT", e))?;
+
     let host = match local {
         SocketAddr::V6(a) => format!("[{}]:{}", a.ip(), a.port()),
         SocketAddr::V4(a) => a.to_string(),
@@ -127,13 +136,9 @@ pub async fn run(args: &ServeArgs, clock: Arc<dyn Clock>) -> Result<(), Error> {
     let _ = std::io::Write::flush(&mut std::io::stdout());
     notify("READY=1");
 
-    let mut term =
-        signal(SignalKind::terminate()).map_err(|e| Error::io("cannot watch SIGTERM", e))?;
-    let mut hangup =
-        signal(SignalKind::hangup()).map_err(|e| Error::io("cannot watch SIGHUP", e))?;
     loop {
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => break,
+            _ = interrupt.recv() => break,
             _ = term.recv() => break,
             _ = hangup.recv() => reload(args, clock.as_ref(), &loader, &cache, &identity_key).await,
         }
