@@ -13,6 +13,12 @@ pub enum KeyKind {
     EcP256,
     /// ECDSA on NIST P-384.
     EcP384,
+    /// ML-DSA-44 (FIPS 204).
+    MlDsa44,
+    /// ML-DSA-65 (FIPS 204).
+    MlDsa65,
+    /// ML-DSA-87 (FIPS 204).
+    MlDsa87,
 }
 
 impl KeyKind {
@@ -21,15 +27,27 @@ impl KeyKind {
         match self {
             KeyKind::Rsa { .. } => crate::signing::Algorithm::RsaSha256,
             KeyKind::EcP256 | KeyKind::EcP384 => crate::signing::Algorithm::EcdsaSha256,
+            KeyKind::MlDsa44 | KeyKind::MlDsa65 | KeyKind::MlDsa87 => {
+                crate::signing::Algorithm::MlDsa
+            }
         }
     }
 
-    /// `RSA` or `EC`, as the Go helper's `read-certificate-data` names key types.
+    /// `RSA` or `EC`, as the Go helper's `read-certificate-data` names key types; ML-DSA
+    /// keys are named by parameter set (`ML-DSA-65`), the names the Go helper's ML-DSA code uses.
     pub fn family(self) -> &'static str {
         match self {
             KeyKind::Rsa { .. } => "RSA",
             KeyKind::EcP256 | KeyKind::EcP384 => "EC",
+            KeyKind::MlDsa44 => "ML-DSA-44",
+            KeyKind::MlDsa65 => "ML-DSA-65",
+            KeyKind::MlDsa87 => "ML-DSA-87",
         }
+    }
+
+    /// Whether this is an ML-DSA key (which signs the message itself, never a digest).
+    pub fn is_ml_dsa(self) -> bool {
+        matches!(self, KeyKind::MlDsa44 | KeyKind::MlDsa65 | KeyKind::MlDsa87)
     }
 }
 
@@ -39,6 +57,7 @@ impl fmt::Display for KeyKind {
             KeyKind::Rsa { bits } => write!(f, "RSA-{bits}"),
             KeyKind::EcP256 => f.write_str("EC P-256"),
             KeyKind::EcP384 => f.write_str("EC P-384"),
+            KeyKind::MlDsa44 | KeyKind::MlDsa65 | KeyKind::MlDsa87 => f.write_str(self.family()),
         }
     }
 }
@@ -79,11 +98,12 @@ pub enum SignError {
 /// `sign` receives the whole message and hashes it itself, because tokens such as PKCS#11
 /// `CKM_SHA256_RSA_PKCS` want the message, not a digest. Signatures are returned in the
 /// protocol's encoding: RSASSA-PKCS1-v1_5 bytes for RSA, DER `SEQUENCE{r,s}` for ECDSA.
+/// ML-DSA keys sign the message itself (pure ML-DSA, empty context) and ignore `digest`.
 pub trait Signer: Send + Sync + fmt::Debug {
     /// The key's algorithm.
     fn key_kind(&self) -> KeyKind;
 
-    /// Signs `message` after hashing it with `digest`.
+    /// Signs `message` after hashing it with `digest` (ML-DSA: signs `message` as it is).
     fn sign(&self, message: &[u8], digest: Digest) -> Result<Vec<u8>, SignError>;
 
     /// The subjectPublicKey bits (what a certificate's SPKI BIT STRING holds: PKCS#1
@@ -96,7 +116,8 @@ pub trait Signer: Send + Sync + fmt::Debug {
 }
 
 /// Verifies `signature` over `message` with the public key bits of a certificate, the way
-/// the service does. Used by the pre-flight check and by `emulate`.
+/// the service does. Used by the pre-flight check and by `emulate`. For ML-DSA `digest` is
+/// ignored: the signature is pure ML-DSA over `message` with an empty context.
 pub fn verify(
     kind: KeyKind,
     public_key: &[u8],
@@ -115,6 +136,9 @@ pub fn verify(
         (KeyKind::EcP384, Digest::Sha256) => &sig::ECDSA_P384_SHA256_ASN1,
         (KeyKind::EcP384, Digest::Sha384) => &sig::ECDSA_P384_SHA384_ASN1,
         (KeyKind::EcP384, Digest::Sha512) => &sig::ECDSA_P384_SHA512_ASN1,
+        (KeyKind::MlDsa44, _) => &sig::ML_DSA_44,
+        (KeyKind::MlDsa65, _) => &sig::ML_DSA_65,
+        (KeyKind::MlDsa87, _) => &sig::ML_DSA_87,
     };
     sig::UnparsedPublicKey::new(alg, public_key)
         .verify(message, signature)

@@ -17,6 +17,8 @@ pub enum Algorithm {
     RsaSha256,
     /// ECDSA over SHA-256, whatever the curve, DER-encoded.
     EcdsaSha256,
+    /// Pure ML-DSA (44, 65 or 87) over the string to sign itself, empty context.
+    MlDsa,
 }
 
 impl Algorithm {
@@ -25,6 +27,7 @@ impl Algorithm {
         match self {
             Algorithm::RsaSha256 => "AWS4-X509-RSA-SHA256",
             Algorithm::EcdsaSha256 => "AWS4-X509-ECDSA-SHA256",
+            Algorithm::MlDsa => "AWS4-X509-MLDSA",
         }
     }
 
@@ -33,6 +36,7 @@ impl Algorithm {
         match name {
             "AWS4-X509-RSA-SHA256" => Some(Algorithm::RsaSha256),
             "AWS4-X509-ECDSA-SHA256" => Some(Algorithm::EcdsaSha256),
+            "AWS4-X509-MLDSA" => Some(Algorithm::MlDsa),
             _ => None,
         }
     }

@@ -46,15 +46,23 @@ pub fn run(args: &ReadCertificateArgs) -> Result<(), Error> {
     let Some(cert) = certs.first() else {
         return Err(IdentityError::NoCertificate.into());
     };
-    let key_type = cert.key_kind().map(|k| k.family()).unwrap_or("");
+    let kind = cert.key_kind().ok();
+    let key_type = kind.map(|k| k.family()).unwrap_or("");
+    // ML-DSA signs the message itself: there is no digest to choose, so the parameter set
+    // (`ML-DSA-65`) is both the key type and the one algorithm.
+    let supported_algorithms = if kind.is_some_and(|k| k.is_ml_dsa()) {
+        vec![key_type.to_string()]
+    } else {
+        ["SHA256", "SHA384", "SHA512"]
+            .iter()
+            .map(|d| format!("{key_type}{d}"))
+            .collect()
+    };
     let out = CertificateData {
         key_type,
         certificate_data: cert.to_base64(),
         serial_number: cert.serial_decimal(),
-        supported_algorithms: ["SHA256", "SHA384", "SHA512"]
-            .iter()
-            .map(|d| format!("{key_type}{d}"))
-            .collect(),
+        supported_algorithms,
     };
     let json = serde_json::to_string(&out).unwrap_or_default();
     print!("{json}");

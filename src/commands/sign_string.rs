@@ -1,5 +1,7 @@
 //! `sign-string`: signs standard input with the key, as the Go helper does (hash with
-//! `--digest`, then RSASSA-PKCS1-v1_5 or DER ECDSA), printed as `--format`.
+//! `--digest`, then RSASSA-PKCS1-v1_5 or DER ECDSA), printed as `--format`. ML-DSA keys
+//! sign the raw input (pure ML-DSA, empty context) and ignore `--digest`, as the Go helper
+//! does; the output has no public-key digest suffix.
 
 use std::io::{Read as _, Write as _};
 

@@ -48,10 +48,22 @@ pub(crate) fn key_kind(cert: &X509Certificate<'_>) -> Result<KeyKind, String> {
             )),
             None => Err("EC public key without a named curve".to_string()),
         }
+    } else if let Some(kind) = ml_dsa_kind(alg) {
+        Ok(kind)
     } else {
         Err(format!(
-            "public key algorithm {alg} is not supported (RSA, EC P-256 and P-384 are)"
+            "public key algorithm {alg} is not supported (RSA, EC P-256, P-384 and ML-DSA are)"
         ))
+    }
+}
+
+/// `id-ml-dsa-44/65/87` (FIPS 204, RFC 9881): both the key and the signature algorithm.
+fn ml_dsa_kind(oid: &x509_parser::der_parser::oid::Oid<'_>) -> Option<KeyKind> {
+    match oid.to_id_string().as_str() {
+        "2.16.840.1.101.3.4.3.17" => Some(KeyKind::MlDsa44),
+        "2.16.840.1.101.3.4.3.18" => Some(KeyKind::MlDsa65),
+        "2.16.840.1.101.3.4.3.19" => Some(KeyKind::MlDsa87),
+        _ => None,
     }
 }
 
@@ -101,7 +113,7 @@ fn strong_signature(cert: &X509Certificate<'_>) -> Result<(), String> {
         OID_SIG_ECDSA_WITH_SHA512,
         OID_SIG_ED25519,
     ];
-    if strong.iter().any(|oid| oid == alg) {
+    if strong.iter().any(|oid| oid == alg) || ml_dsa_kind(alg).is_some() {
         Ok(())
     } else {
         Err(format!(
@@ -170,6 +182,28 @@ fn usable_ca(cert: &X509Certificate<'_>, below: u32, role: &str) -> Result<(), S
 fn issued_by(child: &X509Certificate<'_>, parent: &X509Certificate<'_>) -> Result<bool, String> {
     if child.issuer().as_raw() != parent.subject().as_raw() {
         return Ok(false);
+    }
+    // x509-parser does not know the ML-DSA signature OIDs: verify those with aws-lc-rs.
+    if let Some(kind) = ml_dsa_kind(&child.signature_algorithm.algorithm) {
+        let parent_key = parent.public_key();
+        let ok = ml_dsa_kind(&parent_key.algorithm.algorithm) == Some(kind)
+            && child.signature_algorithm.parameters.is_none()
+            && crate::signer::verify(
+                kind,
+                &parent_key.subject_public_key.data,
+                child.tbs_certificate.as_ref(),
+                crate::signer::Digest::Sha256,
+                &child.signature_value.data,
+            );
+        return if ok {
+            Ok(true)
+        } else {
+            Err(format!(
+                "the {kind} signature on '{}' does not verify with the key of '{}'",
+                name(child),
+                name(parent)
+            ))
+        };
     }
     match child.verify_signature(Some(parent.public_key())) {
         Ok(()) => Ok(true),
@@ -360,5 +394,51 @@ mod tests {
             )
             .is_err()
         );
+    }
+
+    #[test]
+    fn ml_dsa_keys_and_ml_dsa_signed_chains_verify_and_tampering_is_caught() {
+        use crate::pki::{Ca, KeyType, LeafOptions, Validity};
+        let window = Validity::relative_to_now(time::Duration::hours(-1), time::Duration::hours(1));
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let root = Ca::new_root("R", KeyType::MlDsa44, window).unwrap();
+        let inter = root
+            .issue_intermediate("I", KeyType::MlDsa87, window)
+            .unwrap();
+        let other_root = Ca::new_root("R", KeyType::MlDsa44, window).unwrap();
+        let leaf = inter
+            .issue_leaf("L", KeyType::MlDsa65, LeafOptions::new(window))
+            .unwrap();
+        let (root_der, inter_der, other_der) =
+            (root.cert_der(), inter.cert_der(), other_root.cert_der());
+        let root_cert = parse_der(root_der).unwrap();
+        let inter_cert = parse_der(inter_der).unwrap();
+        let leaf_cert = parse_der(&leaf.cert_der).unwrap();
+        assert_eq!(key_kind(&leaf_cert).unwrap(), KeyKind::MlDsa65);
+        assert_eq!(key_kind(&inter_cert).unwrap(), KeyKind::MlDsa87);
+        verify_path(
+            &leaf_cert,
+            std::slice::from_ref(&inter_cert),
+            std::slice::from_ref(&root_cert),
+            now,
+        )
+        .unwrap();
+        // Same names, another key: the ML-DSA signature does not verify.
+        let other = parse_der(other_der).unwrap();
+        let err = verify_path(
+            &leaf_cert,
+            std::slice::from_ref(&inter_cert),
+            std::slice::from_ref(&other),
+            now,
+        )
+        .unwrap_err();
+        assert!(err.contains("ML-DSA-44 signature"), "{err}");
+        // A flipped bit in the leaf's signature.
+        let mut bad = leaf.cert_der.clone();
+        let last = bad.len() - 1;
+        bad[last] ^= 1;
+        let bad = parse_der(&bad).unwrap();
+        let err = verify_path(&bad, &[], std::slice::from_ref(&inter_cert), now).unwrap_err();
+        assert!(err.contains("does not verify"), "{err}");
     }
 }

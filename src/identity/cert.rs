@@ -11,6 +11,9 @@ const OID_RSA: &str = "1.2.840.113549.1.1.1";
 const OID_EC: &str = "1.2.840.10045.2.1";
 const OID_P256: &str = "1.2.840.10045.3.1.7";
 const OID_P384: &str = "1.3.132.0.34";
+const OID_ML_DSA_44: &str = "2.16.840.1.101.3.4.3.17";
+const OID_ML_DSA_65: &str = "2.16.840.1.101.3.4.3.18";
+const OID_ML_DSA_87: &str = "2.16.840.1.101.3.4.3.19";
 
 /// A parsed certificate. Cheap to clone; holds only public data.
 #[derive(Clone, Debug)]
@@ -149,6 +152,9 @@ fn key_kind_of(spki: &SubjectPublicKeyInfo<'_>) -> Result<KeyKind, String> {
                 other => Err(format!("EC key on curve {other}")),
             }
         }
+        OID_ML_DSA_44 => Ok(KeyKind::MlDsa44),
+        OID_ML_DSA_65 => Ok(KeyKind::MlDsa65),
+        OID_ML_DSA_87 => Ok(KeyKind::MlDsa87),
         other => Err(format!("key algorithm {other}")),
     }
 }

@@ -13,6 +13,10 @@ use super::{PBKDF2_ITERATIONS, PkiError, pem_encode, random_fill};
 
 /// `rsaEncryption` (RFC 8017).
 const RSA_ENCRYPTION: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
+/// `id-ml-dsa-44/65/87` (FIPS 204, RFC 9881).
+const ML_DSA_44: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.3.17");
+const ML_DSA_65: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.3.18");
+const ML_DSA_87: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.3.19");
 
 /// The kinds of key the throwaway PKI can generate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -27,6 +31,41 @@ pub enum KeyType {
     P256,
     /// ECDSA on NIST P-384 (secp384r1).
     P384,
+    /// ML-DSA-44 (FIPS 204), post-quantum.
+    MlDsa44,
+    /// ML-DSA-65 (FIPS 204), post-quantum.
+    MlDsa65,
+    /// ML-DSA-87 (FIPS 204), post-quantum.
+    MlDsa87,
+}
+
+/// How an ML-DSA private key is written inside PKCS#8 (RFC 9881 `ML-DSA-PrivateKey`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MlDsaKeyForm {
+    /// `seed [0] IMPLICIT OCTET STRING (SIZE (32))`: the 32-byte seed only.
+    Seed,
+    /// `expandedKey OCTET STRING`: the FIPS 204 expanded private key only.
+    Expanded,
+    /// `both SEQUENCE { seed, expandedKey }`: OpenSSL 3.5's default.
+    Both,
+}
+
+impl MlDsaKeyForm {
+    /// Every form, seed-only first.
+    pub const ALL: [MlDsaKeyForm; 3] = [
+        MlDsaKeyForm::Seed,
+        MlDsaKeyForm::Expanded,
+        MlDsaKeyForm::Both,
+    ];
+
+    /// Short lowercase name: `seed`, `expanded`, `both`.
+    pub fn name(self) -> &'static str {
+        match self {
+            MlDsaKeyForm::Seed => "seed",
+            MlDsaKeyForm::Expanded => "expanded",
+            MlDsaKeyForm::Both => "both",
+        }
+    }
 }
 
 impl KeyType {
@@ -39,6 +78,9 @@ impl KeyType {
         KeyType::P384,
     ];
 
+    /// The ML-DSA key types (not in [`KeyType::ALL`], which the classic test matrix uses).
+    pub const ML_DSA: [KeyType; 3] = [KeyType::MlDsa44, KeyType::MlDsa65, KeyType::MlDsa87];
+
     /// Short lowercase name, used as a file stem: `rsa2048`, `rsa3072`, `rsa4096`, `p256`, `p384`.
     pub fn name(self) -> &'static str {
         match self {
@@ -47,6 +89,9 @@ impl KeyType {
             KeyType::Rsa4096 => "rsa4096",
             KeyType::P256 => "p256",
             KeyType::P384 => "p384",
+            KeyType::MlDsa44 => "mldsa44",
+            KeyType::MlDsa65 => "mldsa65",
+            KeyType::MlDsa87 => "mldsa87",
         }
     }
 
@@ -57,7 +102,33 @@ impl KeyType {
 
     /// Whether this is an elliptic-curve key type.
     pub fn is_ec(self) -> bool {
-        !self.is_rsa()
+        matches!(self, KeyType::P256 | KeyType::P384)
+    }
+
+    /// Whether this is an ML-DSA key type.
+    pub fn is_ml_dsa(self) -> bool {
+        matches!(self, KeyType::MlDsa44 | KeyType::MlDsa65 | KeyType::MlDsa87)
+    }
+
+    /// The PKCS#8 / SPKI algorithm OID of an ML-DSA key type.
+    fn ml_dsa_oid(self) -> Option<ObjectIdentifier> {
+        match self {
+            KeyType::MlDsa44 => Some(ML_DSA_44),
+            KeyType::MlDsa65 => Some(ML_DSA_65),
+            KeyType::MlDsa87 => Some(ML_DSA_87),
+            _ => None,
+        }
+    }
+
+    /// aws-lc-rs's signing algorithm of an ML-DSA key type.
+    fn ml_dsa_signing(self) -> Option<&'static aws_lc_rs::signature::PqdsaSigningAlgorithm> {
+        use aws_lc_rs::signature as sig;
+        match self {
+            KeyType::MlDsa44 => Some(&sig::ML_DSA_44_SIGNING),
+            KeyType::MlDsa65 => Some(&sig::ML_DSA_65_SIGNING),
+            KeyType::MlDsa87 => Some(&sig::ML_DSA_87_SIGNING),
+            _ => None,
+        }
     }
 
     /// The signature algorithm rcgen uses when a key of this type signs a certificate.
@@ -66,6 +137,9 @@ impl KeyType {
             KeyType::Rsa2048 | KeyType::Rsa3072 | KeyType::Rsa4096 => &rcgen::PKCS_RSA_SHA256,
             KeyType::P256 => &rcgen::PKCS_ECDSA_P256_SHA256,
             KeyType::P384 => &rcgen::PKCS_ECDSA_P384_SHA384,
+            KeyType::MlDsa44 => &rcgen::PKCS_ML_DSA_44,
+            KeyType::MlDsa65 => &rcgen::PKCS_ML_DSA_65,
+            KeyType::MlDsa87 => &rcgen::PKCS_ML_DSA_87,
         }
     }
 }
@@ -106,7 +180,11 @@ impl GeneratedKey {
             KeyType::Rsa2048 => KeyPair::generate_rsa_for(alg, RsaKeySize::_2048)?,
             KeyType::Rsa3072 => KeyPair::generate_rsa_for(alg, RsaKeySize::_3072)?,
             KeyType::Rsa4096 => KeyPair::generate_rsa_for(alg, RsaKeySize::_4096)?,
-            KeyType::P256 | KeyType::P384 => KeyPair::generate_for(alg)?,
+            KeyType::P256
+            | KeyType::P384
+            | KeyType::MlDsa44
+            | KeyType::MlDsa65
+            | KeyType::MlDsa87 => KeyPair::generate_for(alg)?,
         };
         let key = GeneratedKey {
             key_type,
@@ -141,7 +219,83 @@ impl GeneratedKey {
 
     /// The public half as X.509 `SubjectPublicKeyInfo` DER, as it appears in a certificate.
     pub fn public_key_der(&self) -> Result<Vec<u8>, PkiError> {
+        if self.key_type.is_ml_dsa() {
+            use aws_lc_rs::encoding::AsDer as _;
+            use aws_lc_rs::signature::KeyPair as _;
+            let pair = self.ml_dsa_pair()?;
+            let der = pair
+                .public_key()
+                .as_der()
+                .map_err(|_| PkiError::encoding("ML-DSA public key", "cannot encode"))?;
+            return Ok(der.as_ref().to_vec());
+        }
         Ok(self.key_pair()?.subject_public_key_info())
+    }
+
+    /// ML-DSA only: the 32-byte seed the key was generated from.
+    pub fn ml_dsa_seed(&self) -> Result<Zeroizing<Vec<u8>>, PkiError> {
+        self.ml_dsa_oid()?;
+        let info = PrivateKeyInfoRef::try_from(self.pkcs8.as_slice())
+            .map_err(|e| PkiError::encoding("PKCS#8 key", e))?;
+        // rcgen (aws-lc-rs) writes the seed-only form: `80 20 <seed>`.
+        match info.private_key.as_bytes() {
+            [0x80, 0x20, seed @ ..] if seed.len() == 32 => Ok(Zeroizing::new(seed.to_vec())),
+            _ => Err(PkiError::encoding(
+                "ML-DSA key",
+                "the generated PKCS#8 is not in the seed-only form",
+            )),
+        }
+    }
+
+    /// ML-DSA only: the FIPS 204 expanded private key, derived from the seed.
+    pub fn ml_dsa_expanded(&self) -> Result<Zeroizing<Vec<u8>>, PkiError> {
+        use aws_lc_rs::encoding::AsRawBytes as _;
+        let raw = self
+            .ml_dsa_pair()?
+            .private_key()
+            .as_raw_bytes()
+            .map_err(|_| PkiError::encoding("ML-DSA key", "cannot expand the seed"))?;
+        Ok(Zeroizing::new(raw.as_ref().to_vec()))
+    }
+
+    /// ML-DSA only: unencrypted PKCS#8 DER with the private key in `form`.
+    pub fn ml_dsa_pkcs8_der(&self, form: MlDsaKeyForm) -> Result<Zeroizing<Vec<u8>>, PkiError> {
+        let seed = self.ml_dsa_seed()?;
+        let expanded = self.ml_dsa_expanded()?;
+        match form {
+            MlDsaKeyForm::Seed => ml_dsa_pkcs8(self.key_type, Some(&seed), None),
+            MlDsaKeyForm::Expanded => ml_dsa_pkcs8(self.key_type, None, Some(&expanded)),
+            MlDsaKeyForm::Both => ml_dsa_pkcs8(self.key_type, Some(&seed), Some(&expanded)),
+        }
+    }
+
+    /// ML-DSA only: the same key with its PKCS#8 rewritten in `form`, so that
+    /// [`pkcs8_pem`](Self::pkcs8_pem) and [`encrypted_pkcs8_pem`](Self::encrypted_pkcs8_pem)
+    /// write that form.
+    pub fn with_ml_dsa_form(&self, form: MlDsaKeyForm) -> Result<GeneratedKey, PkiError> {
+        Ok(GeneratedKey {
+            key_type: self.key_type,
+            pkcs8: self.ml_dsa_pkcs8_der(form)?,
+        })
+    }
+
+    fn ml_dsa_oid(&self) -> Result<ObjectIdentifier, PkiError> {
+        self.key_type.ml_dsa_oid().ok_or(PkiError::WrongKeyType {
+            operation: "ML-DSA encoding",
+            key_type: self.key_type,
+        })
+    }
+
+    fn ml_dsa_pair(&self) -> Result<aws_lc_rs::signature::PqdsaKeyPair, PkiError> {
+        let alg = self
+            .key_type
+            .ml_dsa_signing()
+            .ok_or(PkiError::WrongKeyType {
+                operation: "ML-DSA encoding",
+                key_type: self.key_type,
+            })?;
+        aws_lc_rs::signature::PqdsaKeyPair::from_pkcs8(alg, &self.pkcs8)
+            .map_err(|e| PkiError::encoding("ML-DSA key", e))
     }
 
     /// RSA only: the PKCS#1 `RSAPrivateKey` DER (the content of PKCS#8's privateKey).
@@ -178,7 +332,12 @@ impl GeneratedKey {
             KeyType::P384 => p384::SecretKey::from_pkcs8_der(&self.pkcs8)
                 .map_err(|e| PkiError::encoding("PKCS#8 key", e))?
                 .to_sec1_der(),
-            KeyType::Rsa2048 | KeyType::Rsa3072 | KeyType::Rsa4096 => {
+            KeyType::Rsa2048
+            | KeyType::Rsa3072
+            | KeyType::Rsa4096
+            | KeyType::MlDsa44
+            | KeyType::MlDsa65
+            | KeyType::MlDsa87 => {
                 return Err(PkiError::WrongKeyType {
                     operation: "SEC1 encoding",
                     key_type: self.key_type,
@@ -225,6 +384,54 @@ impl GeneratedKey {
         let der = self.encrypted_pkcs8_der(password)?;
         pem_encode("ENCRYPTED PRIVATE KEY", &der)
     }
+}
+
+/// An ML-DSA PKCS#8 `PrivateKeyInfo` (version 0, no parameters) built from its parts:
+/// seed only, expanded key only, or both (RFC 9881). Giving a seed and an expanded key of
+/// different keys makes the inconsistent file tests need; nothing checks they agree.
+pub fn ml_dsa_pkcs8(
+    key_type: KeyType,
+    seed: Option<&[u8]>,
+    expanded: Option<&[u8]>,
+) -> Result<Zeroizing<Vec<u8>>, PkiError> {
+    let oid = key_type.ml_dsa_oid().ok_or(PkiError::WrongKeyType {
+        operation: "ML-DSA encoding",
+        key_type,
+    })?;
+    let private_key = Zeroizing::new(match (seed, expanded) {
+        (Some(seed), None) => der_tlv(0x80, seed),
+        (None, Some(expanded)) => der_tlv(0x04, expanded),
+        (Some(seed), Some(expanded)) => {
+            let mut inner = Zeroizing::new(der_tlv(0x04, seed));
+            inner.extend_from_slice(&der_tlv(0x04, expanded));
+            der_tlv(0x30, &inner)
+        }
+        (None, None) => return Err(PkiError::Invalid("no ML-DSA key material".into())),
+    });
+    let oid_der = oid
+        .to_der()
+        .map_err(|e| PkiError::encoding("ML-DSA key", e))?;
+    let mut body = Zeroizing::new(vec![0x02, 0x01, 0x00]);
+    body.extend_from_slice(&der_tlv(0x30, &oid_der));
+    body.extend_from_slice(&der_tlv(0x04, &private_key));
+    Ok(Zeroizing::new(der_tlv(0x30, &body)))
+}
+
+/// One DER TLV with a definite length (short or long form).
+fn der_tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(content.len() + 6);
+    out.push(tag);
+    let len = content.len();
+    if len < 0x80 {
+        out.push(len as u8);
+    } else {
+        let bytes = len.to_be_bytes();
+        let skip = bytes.iter().take_while(|b| **b == 0).count();
+        out.push(0x80 | (bytes.len() - skip) as u8);
+        out.extend_from_slice(&bytes[skip..]);
+    }
+    out.extend_from_slice(content);
+    out
 }
 
 /// Decrypts an encrypted PKCS#8 DER document; test helper shared by the unit tests.
@@ -335,6 +542,50 @@ mod tests {
         assert!(decrypt_pkcs8(&der, "wrong").is_err());
         // Fresh salt and IV every time.
         assert_ne!(der, key.encrypted_pkcs8_der("pw").unwrap());
+    }
+
+    #[test]
+    fn ml_dsa_forms_hold_the_same_key() {
+        use aws_lc_rs::signature::{KeyPair, ML_DSA_65_SIGNING, PqdsaKeyPair};
+        let key = GeneratedKey::generate(KeyType::MlDsa65).unwrap();
+        assert!(key.key_type().is_ml_dsa() && !key.key_type().is_ec());
+        let seed = key.ml_dsa_seed().unwrap();
+        let expanded = key.ml_dsa_expanded().unwrap();
+        assert_eq!((seed.len(), expanded.len()), (32, 4032));
+        let public = key.public_key_der().unwrap();
+        for form in MlDsaKeyForm::ALL {
+            let der = key.ml_dsa_pkcs8_der(form).unwrap();
+            let info = PrivateKeyInfoRef::try_from(der.as_slice()).unwrap();
+            assert_eq!(info.algorithm.oid, ML_DSA_65);
+            assert!(info.algorithm.parameters.is_none());
+            let first = info.private_key.as_bytes()[0];
+            let expected = match form {
+                MlDsaKeyForm::Seed => 0x80,
+                MlDsaKeyForm::Expanded => 0x04,
+                MlDsaKeyForm::Both => 0x30,
+            };
+            assert_eq!(first, expected, "{form:?}");
+            // aws-lc-rs reads every form as the same key.
+            let pair = PqdsaKeyPair::from_pkcs8(&ML_DSA_65_SIGNING, &der).unwrap();
+            assert!(public.ends_with(pair.public_key().as_ref()), "{form:?}");
+            let plain = decrypt_pkcs8(
+                &key.with_ml_dsa_form(form)
+                    .unwrap()
+                    .encrypted_pkcs8_der("pw")
+                    .unwrap(),
+                "pw",
+            )
+            .unwrap();
+            assert_eq!(plain.as_bytes(), der.as_slice());
+        }
+        assert!(matches!(
+            GeneratedKey::generate(KeyType::P256).unwrap().ml_dsa_seed(),
+            Err(PkiError::WrongKeyType { .. })
+        ));
+        assert!(matches!(key.sec1_der(), Err(PkiError::WrongKeyType { .. })));
+        // The long-form lengths of the DER writer.
+        assert_eq!(der_tlv(0x04, &[0; 0x80])[..3], [0x04, 0x81, 0x80]);
+        assert_eq!(der_tlv(0x04, &[0; 0x1234])[..4], [0x04, 0x82, 0x12, 0x34]);
     }
 
     #[test]

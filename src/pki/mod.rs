@@ -18,7 +18,8 @@
 //!
 //! Signature algorithms follow the issuer's key (rcgen picks them): an RSA issuer signs with
 //! `sha256WithRSAEncryption`, a P-256 issuer with `ecdsa-with-SHA256`, and a P-384 issuer with
-//! `ecdsa-with-SHA384`. Prefer RSA or P-256 issuers when SHA-256 signatures matter (they do for
+//! `ecdsa-with-SHA384`, and an ML-DSA issuer with `id-ml-dsa-44/65/87` (pure ML-DSA).
+//! Prefer RSA or P-256 issuers when SHA-256 signatures matter (they do for
 //! IAM Roles Anywhere); the ready-made sets only use those.
 //!
 //! Files that hold a private key are written with mode 0600 (on Unix); a file already at that
@@ -31,7 +32,7 @@ mod pkcs12;
 
 pub use ca::{Ca, Issued, LeafOptions, Validity};
 pub use files::{CertKeyFiles, DemoPki, LeafFiles, TestMatrix, write_demo_pki, write_test_matrix};
-pub use key::{GeneratedKey, KeyType};
+pub use key::{GeneratedKey, KeyType, MlDsaKeyForm, ml_dsa_pkcs8};
 pub use pkcs12::pkcs12;
 
 use std::path::PathBuf;

@@ -81,7 +81,9 @@ pub fn ec_point(value: &[u8], kind: KeyKind) -> Option<Vec<u8>> {
     let point_len = match kind {
         KeyKind::EcP256 => 65,
         KeyKind::EcP384 => 97,
-        KeyKind::Rsa { .. } => return None,
+        KeyKind::Rsa { .. } | KeyKind::MlDsa44 | KeyKind::MlDsa65 | KeyKind::MlDsa87 => {
+            return None;
+        }
     };
     if value.len() == point_len && value[0] == 0x04 {
         return Some(value.to_vec());

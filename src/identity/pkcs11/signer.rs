@@ -126,6 +126,12 @@ impl Pkcs11Signer {
                 KeyKind::EcP256 | KeyKind::EcP384 => {
                     ("CKM_ECDSA_SHA256", MechanismType::ECDSA_SHA256)
                 }
+                KeyKind::MlDsa44 | KeyKind::MlDsa65 | KeyKind::MlDsa87 => {
+                    return Err(Pkcs11Error::UnsupportedKey {
+                        key: source,
+                        what: kind.to_string(),
+                    });
+                }
             };
             if !mechanisms.contains(&needed.1) {
                 return Err(Pkcs11Error::ContextLoginUnsupported {
@@ -286,6 +292,11 @@ impl Pkcs11Signer {
                     Failure::Other("the token returned a malformed ECDSA signature".into())
                 })
             }
+            // Never loaded from a token (see `Pkcs11Signer::new` and the key lookup).
+            KeyKind::MlDsa44 | KeyKind::MlDsa65 | KeyKind::MlDsa87 => Err(Failure::Other(format!(
+                "{} keys are not supported on PKCS#11 tokens",
+                self.kind
+            ))),
         }
     }
 
