@@ -5,9 +5,12 @@
 # (system roots are read from SSL_CERT_FILE / SSL_CERT_DIR or /etc/ssl/certs; AWS_CA_BUNDLE
 # adds more). PKCS#11 and the OS keyring are left out: both load host components (a PKCS#11
 # module, a D-Bus session) that a static, single-file deployment does not have.
+# AWS-LC's build settings come from .cargo/config.toml, as for every other build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export RUSTFLAGS="${RUSTFLAGS:-} -C target-feature=+crt-static"
+# The shipped binary carries no symbol table (panics still name the file and line).
+export CARGO_PROFILE_RELEASE_STRIP="${CARGO_PROFILE_RELEASE_STRIP:-symbols}"
 cargo build --release --locked --target x86_64-unknown-linux-gnu --no-default-features --features tpm "$@"
 out=target/x86_64-unknown-linux-gnu/release/rolesanywhere-agent
 if ldd "$out" 2>&1 | grep -q "=>"; then

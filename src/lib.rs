@@ -20,6 +20,7 @@ pub mod config;
 pub mod credentials;
 pub mod credentials_file;
 pub mod demo;
+pub mod der;
 pub mod disk_cache;
 pub mod emulate;
 pub mod error;

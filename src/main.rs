@@ -1,11 +1,15 @@
 //! The binary: parse the command line, set up logging on stderr, run, and turn the outcome
 //! into an exit code (0 success, 1 runtime failure, 2 usage or configuration error).
 
+use std::io::IsTerminal as _;
 use std::process::ExitCode;
 
 use clap::Parser as _;
 use rolesanywhere_agent::cli::{Cli, Command};
 use rolesanywhere_agent::error::{Report, exit};
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -45,11 +49,35 @@ fn init_logging(command: &Command) {
         Command::Emulate(_) | Command::Serve(_) | Command::Update(_) => "rolesanywhere_agent=info",
         _ => "rolesanywhere_agent=warn",
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
+    // `Targets` reads the usual `RUST_LOG` forms (`debug`, `rolesanywhere_agent=trace,hyper=info`)
+    // without the regex engine an `EnvFilter` brings, which is most of a megabyte of binary.
+    let from_env = std::env::var("RUST_LOG")
+        .ok()
+        .filter(|v| !v.trim().is_empty());
+    let (filter, ignored) = match from_env.as_deref().map(str::parse::<Targets>) {
+        Some(Ok(filter)) => (filter, None),
+        Some(Err(e)) => (default_filter(default), Some(e)),
+        None => (default_filter(default), None),
+    };
+    let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_target(false)
+                .with_ansi(ansi),
+        )
+        .with(filter)
         .init();
+    if let Some(e) = ignored {
+        tracing::warn!(
+            "RUST_LOG is not a list of TARGET=LEVEL directives ({e}); using the default log level. Hint: RUST_LOG=debug or RUST_LOG=rolesanywhere_agent=trace"
+        );
+    }
+}
+
+fn default_filter(directives: &str) -> Targets {
+    directives
+        .parse()
+        .unwrap_or_else(|_| Targets::new().with_default(tracing::Level::WARN))
 }

@@ -246,46 +246,6 @@ pub fn serial_to_decimal(der_content: &[u8]) -> String {
     String::from_utf8(digits).unwrap_or_default()
 }
 
-/// Converts a raw `r || s` ECDSA signature (what PKCS#11 returns) to DER `SEQUENCE{r, s}`.
-pub fn ecdsa_raw_to_der(raw: &[u8]) -> Option<Vec<u8>> {
-    if raw.is_empty() || !raw.len().is_multiple_of(2) || raw.len() > 2 * 66 {
-        return None;
-    }
-    let (r, s) = raw.split_at(raw.len() / 2);
-    let r = der_unsigned_integer(r);
-    let s = der_unsigned_integer(s);
-    let mut out = vec![0x30];
-    push_der_length(&mut out, r.len() + s.len());
-    out.extend_from_slice(&r);
-    out.extend_from_slice(&s);
-    Some(out)
-}
-
-fn der_unsigned_integer(value: &[u8]) -> Vec<u8> {
-    let trimmed: &[u8] = match value.iter().position(|b| *b != 0) {
-        Some(i) => &value[i..],
-        None => &[0],
-    };
-    let pad = trimmed[0] & 0x80 != 0;
-    let mut out = vec![0x02];
-    push_der_length(&mut out, trimmed.len() + usize::from(pad));
-    if pad {
-        out.push(0);
-    }
-    out.extend_from_slice(trimmed);
-    out
-}
-
-fn push_der_length(out: &mut Vec<u8>, len: usize) {
-    if len < 0x80 {
-        out.push(len as u8);
-    } else if len <= 0xff {
-        out.extend_from_slice(&[0x81, len as u8]);
-    } else {
-        out.extend_from_slice(&[0x82, (len >> 8) as u8, len as u8]);
-    }
-}
-
 /// A CreateSession request ready to be signed: what goes on the wire, minus `Authorization`.
 #[derive(Debug, Clone)]
 pub struct UnsignedRequest {
@@ -407,28 +367,6 @@ mod tests {
             serial_to_decimal(&[0xff; 20]),
             "1461501637330902918203684832716283019655932542975"
         );
-    }
-
-    #[test]
-    fn raw_ecdsa_becomes_der_with_minimal_integers() {
-        // r with the top bit set needs a 00 pad; s with leading zeros is trimmed.
-        let mut raw = vec![0x80; 32];
-        raw.extend(std::iter::repeat_n(0u8, 31));
-        raw.push(0x05);
-        let der = ecdsa_raw_to_der(&raw).unwrap();
-        let mut expected = vec![0x30, 0x26, 0x02, 0x21, 0x00];
-        expected.extend(vec![0x80; 32]);
-        expected.extend([0x02, 0x01, 0x05]);
-        assert_eq!(der, expected);
-        // P-384 sized: two 49-byte integers still fit a short length.
-        let der = ecdsa_raw_to_der(&[0xff; 96]).unwrap();
-        assert_eq!(&der[..4], &[0x30, 0x66, 0x02, 0x31]);
-        // P-521 sized: the sequence needs the long length form.
-        let der = ecdsa_raw_to_der(&[0xff; 132]).unwrap();
-        assert_eq!(&der[..4], &[0x30, 0x81, 0x8a, 0x02]);
-        assert_eq!(der.len(), 3 + 0x8a);
-        assert!(ecdsa_raw_to_der(&[1, 2, 3]).is_none());
-        assert!(ecdsa_raw_to_der(&[]).is_none());
     }
 
     #[test]

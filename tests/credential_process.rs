@@ -552,6 +552,23 @@ fn a_go_helper_command_line_is_accepted_unchanged() {
 }
 
 #[test]
+fn rust_log_that_is_not_a_filter_is_named_and_logs_carry_no_colour_codes() {
+    let out = run(agent()
+        .arg("version")
+        .env("RUST_LOG", "rolesanywhere_agent=loud"));
+    assert!(out.status.success());
+    assert_eq!(stdout(&out).trim(), env!("CARGO_PKG_VERSION"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("RUST_LOG is not a list of TARGET=LEVEL"),
+        "{err}"
+    );
+    assert!(err.contains("Hint: RUST_LOG=debug"), "{err}");
+    // stderr is a pipe here, not a terminal: no ANSI escapes in what journald would store.
+    assert!(!err.contains('\u{1b}'), "{err:?}");
+}
+
+#[test]
 fn version_help_and_usage_errors() {
     let out = run(agent().arg("version"));
     assert_eq!(stdout(&out).trim(), env!("CARGO_PKG_VERSION"));

@@ -42,7 +42,10 @@ enum Inner {
     Rsa(rsa::KeyPair),
     P256 {
         fast: sig::EcdsaKeyPair,
-        any_digest: p256::ecdsa::SigningKey,
+        /// Kept for SHA-384/512 signatures (`sign-string`), which aws-lc's P-256 pair does
+        /// not make. Parsed only when asked: the RustCrypto parse recomputes the public key
+        /// in software, which was most of a warm `credential-process` run.
+        pkcs8: Zeroizing<Vec<u8>>,
     },
     P384(p384::ecdsa::SigningKey),
     MlDsa {
@@ -134,8 +137,7 @@ impl FileKey {
                             der,
                         )
                         .map_err(|e| KeyProblem::Unsupported(format!("P-256 key rejected: {e}")))?,
-                        any_digest: p256::ecdsa::SigningKey::from_pkcs8_der(der)
-                            .map_err(|_| KeyProblem::Unsupported("P-256 key rejected".into()))?,
+                        pkcs8: Zeroizing::new(der.to_vec()),
                     },
                     "1.3.132.0.34" => Inner::P384(
                         p384::ecdsa::SigningKey::from_pkcs8_der(der)
@@ -189,28 +191,6 @@ const OID_ML_DSA_44: &str = "2.16.840.1.101.3.4.3.17";
 const OID_ML_DSA_65: &str = "2.16.840.1.101.3.4.3.18";
 const OID_ML_DSA_87: &str = "2.16.840.1.101.3.4.3.19";
 
-/// Reads one DER TLV: the tag, the contents and what follows. `None` when malformed.
-fn der_tlv(data: &[u8]) -> Option<(u8, &[u8], &[u8])> {
-    let (&tag, rest) = data.split_first()?;
-    let (&first, rest) = rest.split_first()?;
-    let (len, rest) = if first < 0x80 {
-        (usize::from(first), rest)
-    } else {
-        let n = usize::from(first & 0x7f);
-        if n == 0 || n > 3 || rest.len() < n {
-            return None;
-        }
-        let len = rest[..n]
-            .iter()
-            .fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
-        (len, &rest[n..])
-    };
-    if rest.len() < len {
-        return None;
-    }
-    Some((tag, &rest[..len], &rest[len..]))
-}
-
 /// An ML-DSA key from the contents of PKCS#8's privateKey OCTET STRING, in any of RFC 9881's
 /// forms: `seed [0] IMPLICIT OCTET STRING`, `expandedKey OCTET STRING`, or
 /// `both SEQUENCE { seed OCTET STRING, expandedKey OCTET STRING }`. A `both` whose halves
@@ -230,7 +210,7 @@ fn ml_dsa_key(oid: &str, private_key: &[u8]) -> Result<Inner, KeyProblem> {
     let rejected = |what: &str, e: aws_lc_rs::error::KeyRejected| {
         KeyProblem::Unsupported(format!("{kind} {what} rejected: {e}"))
     };
-    let (tag, content, rest) = der_tlv(private_key).ok_or_else(malformed)?;
+    let (tag, content, rest) = crate::der::read_tlv(private_key).ok_or_else(malformed)?;
     if !rest.is_empty() {
         return Err(malformed());
     }
@@ -239,8 +219,8 @@ fn ml_dsa_key(oid: &str, private_key: &[u8]) -> Result<Inner, KeyProblem> {
         0x04 => sig::PqdsaKeyPair::from_raw_private_key(alg, content)
             .map_err(|e| rejected("expanded key", e))?,
         0x30 => {
-            let (t1, seed, rest) = der_tlv(content).ok_or_else(malformed)?;
-            let (t2, expanded, rest) = der_tlv(rest).ok_or_else(malformed)?;
+            let (t1, seed, rest) = crate::der::read_tlv(content).ok_or_else(malformed)?;
+            let (t2, expanded, rest) = crate::der::read_tlv(rest).ok_or_else(malformed)?;
             if t1 != 0x04 || t2 != 0x04 || !rest.is_empty() {
                 return Err(malformed());
             }
@@ -316,8 +296,10 @@ impl Signer for FileKey {
                 .sign(&SystemRandom::new(), message)
                 .map(|s| s.as_ref().to_vec())
                 .map_err(|e| backend(&self.source, e)),
-            Inner::P256 { any_digest, .. } => {
-                let s: p256::ecdsa::Signature = any_digest
+            Inner::P256 { pkcs8, .. } => {
+                let key = p256::ecdsa::SigningKey::from_pkcs8_der(pkcs8)
+                    .map_err(|e| backend(&self.source, e))?;
+                let s: p256::ecdsa::Signature = key
                     .sign_prehash(&digest.hash(message))
                     .map_err(|e| backend(&self.source, e))?;
                 Ok(s.to_der().as_bytes().to_vec())

@@ -10,6 +10,7 @@ use rcgen::{KeyPair, PublicKeyData, RsaKeySize, SignatureAlgorithm};
 use zeroize::Zeroizing;
 
 use super::{PBKDF2_ITERATIONS, PkiError, pem_encode, random_fill};
+use crate::der;
 
 /// `rsaEncryption` (RFC 8017).
 const RSA_ENCRYPTION: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
@@ -398,40 +399,28 @@ pub fn ml_dsa_pkcs8(
         operation: "ML-DSA encoding",
         key_type,
     })?;
-    let private_key = Zeroizing::new(match (seed, expanded) {
-        (Some(seed), None) => der_tlv(0x80, seed),
-        (None, Some(expanded)) => der_tlv(0x04, expanded),
+    // Every buffer that holds key bytes is a `Zeroizing` one, written in place.
+    let mut private_key = Zeroizing::new(Vec::new());
+    match (seed, expanded) {
+        (Some(seed), None) => der::push_tlv(&mut private_key, 0x80, seed),
+        (None, Some(expanded)) => der::push_tlv(&mut private_key, 0x04, expanded),
         (Some(seed), Some(expanded)) => {
-            let mut inner = Zeroizing::new(der_tlv(0x04, seed));
-            inner.extend_from_slice(&der_tlv(0x04, expanded));
-            der_tlv(0x30, &inner)
+            let mut both = Zeroizing::new(Vec::new());
+            der::push_tlv(&mut both, 0x04, seed);
+            der::push_tlv(&mut both, 0x04, expanded);
+            der::push_tlv(&mut private_key, 0x30, &both);
         }
         (None, None) => return Err(PkiError::Invalid("no ML-DSA key material".into())),
-    });
+    }
     let oid_der = oid
         .to_der()
         .map_err(|e| PkiError::encoding("ML-DSA key", e))?;
     let mut body = Zeroizing::new(vec![0x02, 0x01, 0x00]);
-    body.extend_from_slice(&der_tlv(0x30, &oid_der));
-    body.extend_from_slice(&der_tlv(0x04, &private_key));
-    Ok(Zeroizing::new(der_tlv(0x30, &body)))
-}
-
-/// One DER TLV with a definite length (short or long form).
-fn der_tlv(tag: u8, content: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(content.len() + 6);
-    out.push(tag);
-    let len = content.len();
-    if len < 0x80 {
-        out.push(len as u8);
-    } else {
-        let bytes = len.to_be_bytes();
-        let skip = bytes.iter().take_while(|b| **b == 0).count();
-        out.push(0x80 | (bytes.len() - skip) as u8);
-        out.extend_from_slice(&bytes[skip..]);
-    }
-    out.extend_from_slice(content);
-    out
+    der::push_tlv(&mut body, 0x30, &oid_der);
+    der::push_tlv(&mut body, 0x04, &private_key);
+    let mut out = Zeroizing::new(Vec::new());
+    der::push_tlv(&mut out, 0x30, &body);
+    Ok(out)
 }
 
 /// Decrypts an encrypted PKCS#8 DER document; test helper shared by the unit tests.
@@ -583,9 +572,6 @@ mod tests {
             Err(PkiError::WrongKeyType { .. })
         ));
         assert!(matches!(key.sec1_der(), Err(PkiError::WrongKeyType { .. })));
-        // The long-form lengths of the DER writer.
-        assert_eq!(der_tlv(0x04, &[0; 0x80])[..3], [0x04, 0x81, 0x80]);
-        assert_eq!(der_tlv(0x04, &[0; 0x1234])[..4], [0x04, 0x82, 0x12, 0x34]);
     }
 
     #[test]

@@ -17,7 +17,7 @@ use zeroize::Zeroizing;
 pub struct Payload(Option<Bytes>);
 
 impl Payload {
-    pub(crate) fn new(bytes: Bytes) -> Self {
+    pub fn new(bytes: Bytes) -> Self {
         if bytes.is_empty() {
             Payload(None)
         } else {

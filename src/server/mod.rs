@@ -24,7 +24,7 @@
 //! Secrets (IMDS tokens, the container token, the secret key and session token) never reach
 //! a log line: handlers log route names and statuses, never header values or bodies.
 
-mod body;
+pub mod body;
 mod conn;
 mod files;
 mod render;

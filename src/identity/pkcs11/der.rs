@@ -41,38 +41,9 @@ fn strip_zeros(value: &[u8]) -> &[u8] {
     &value[start..]
 }
 
-/// PKCS#1 `RSAPublicKey ::= SEQUENCE { modulus INTEGER, publicExponent INTEGER }`, DER.
+/// PKCS#1 `RSAPublicKey`, DER, from the token's CKA_MODULUS and CKA_PUBLIC_EXPONENT.
 pub fn rsa_public_key(modulus: &[u8], exponent: &[u8]) -> Vec<u8> {
-    let n = unsigned_integer(modulus);
-    let e = unsigned_integer(exponent);
-    let mut out = vec![0x30];
-    push_length(&mut out, n.len() + e.len());
-    out.extend_from_slice(&n);
-    out.extend_from_slice(&e);
-    out
-}
-
-fn unsigned_integer(value: &[u8]) -> Vec<u8> {
-    let trimmed = strip_zeros(value);
-    let trimmed: &[u8] = if trimmed.is_empty() { &[0] } else { trimmed };
-    let pad = trimmed[0] & 0x80 != 0;
-    let mut out = vec![0x02];
-    push_length(&mut out, trimmed.len() + usize::from(pad));
-    if pad {
-        out.push(0);
-    }
-    out.extend_from_slice(trimmed);
-    out
-}
-
-fn push_length(out: &mut Vec<u8>, len: usize) {
-    if len < 0x80 {
-        out.push(len as u8);
-    } else if len <= 0xff {
-        out.extend_from_slice(&[0x81, len as u8]);
-    } else {
-        out.extend_from_slice(&[0x82, (len >> 8) as u8, len as u8]);
-    }
+    crate::der::rsa_public_key(modulus, exponent)
 }
 
 /// The uncompressed point of CKA_EC_POINT. The standard wraps it in a DER OCTET STRING;

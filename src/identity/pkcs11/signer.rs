@@ -288,7 +288,7 @@ impl Pkcs11Signer {
                         raw.len()
                     )));
                 }
-                crate::signing::ecdsa_raw_to_der(&raw).ok_or_else(|| {
+                crate::der::ecdsa_raw_to_der(&raw).ok_or_else(|| {
                     Failure::Other("the token returned a malformed ECDSA signature".into())
                 })
             }

@@ -194,37 +194,7 @@ fn parse_u32(value: &[u8]) -> Option<u32> {
 /// DER `RSAPublicKey ::= SEQUENCE { modulus INTEGER, publicExponent INTEGER }` (PKCS#1),
 /// what a certificate's subjectPublicKey holds for RSA.
 pub fn rsa_public_key_der(modulus: &[u8], exponent: u32) -> Vec<u8> {
-    let mut body = der_uint(modulus);
-    body.extend(der_uint(&exponent.to_be_bytes()));
-    let mut out = vec![0x30];
-    push_len(&mut out, body.len());
-    out.extend(body);
-    out
-}
-
-fn der_uint(be: &[u8]) -> Vec<u8> {
-    let trimmed = match be.iter().position(|b| *b != 0) {
-        Some(i) => &be[i..],
-        None => &[0u8][..],
-    };
-    let pad = trimmed[0] & 0x80 != 0;
-    let mut out = vec![0x02];
-    push_len(&mut out, trimmed.len() + usize::from(pad));
-    if pad {
-        out.push(0);
-    }
-    out.extend_from_slice(trimmed);
-    out
-}
-
-fn push_len(out: &mut Vec<u8>, len: usize) {
-    if len < 0x80 {
-        out.push(len as u8);
-    } else if len <= 0xFF {
-        out.extend_from_slice(&[0x81, len as u8]);
-    } else {
-        out.extend_from_slice(&[0x82, (len >> 8) as u8, len as u8]);
-    }
+    crate::der::rsa_public_key(modulus, &exponent.to_be_bytes())
 }
 
 #[cfg(test)]

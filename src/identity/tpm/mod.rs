@@ -747,8 +747,7 @@ impl TpmKey {
                 else {
                     return Err(bad("ECDSA signature too long"));
                 };
-                crate::signing::ecdsa_raw_to_der(&[r, s].concat())
-                    .ok_or_else(|| bad("ECDSA signature"))
+                crate::der::ecdsa_raw_to_der(&[r, s].concat()).ok_or_else(|| bad("ECDSA signature"))
             }
             _ => Err(bad("signature of another algorithm than the key's")),
         }
