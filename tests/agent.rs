@@ -105,6 +105,50 @@ fn botocore_gets_one_session_through_imds_the_container_endpoint_and_credential_
 }
 
 #[test]
+fn a_cached_answer_needs_the_certificate_not_the_key() {
+    // A key that needs a PIN, a TPM or a D-Bus round trip is not touched while the cache
+    // answers; here the key file is broken after the first call to prove it is not read.
+    let (d, m) = matrix();
+    let emu = Emulator::start(&m.anchors, &[]);
+    let leaf = m.leaf(KeyType::P256).unwrap();
+    let key = d.path().join("p256-key-copy.pem");
+    std::fs::copy(&leaf.key, &key).unwrap();
+    let cache = d.path().join("cache");
+    let args = [
+        "--certificate",
+        &path(&leaf.cert_pem),
+        "--private-key",
+        &path(&key),
+        "--intermediates",
+        &path(&m.intermediates),
+        "--socket",
+        &path(&d.path().join("no-agent.sock")),
+    ];
+    let first = credentials(&run(
+        credential_process(&emu.url, &args).env("XDG_CACHE_HOME", &cache)
+    ));
+    std::fs::write(&key, "not a key any more\n").unwrap();
+    let second = credentials(&run(
+        credential_process(&emu.url, &args).env("XDG_CACHE_HOME", &cache)
+    ));
+    assert_eq!(first, second);
+    assert_eq!(
+        emu.requests().len(),
+        1,
+        "the second answer came from the cache"
+    );
+
+    // When a CreateSession is due, the key is loaded and its problem reported as before.
+    let out = run(credential_process(&emu.url, &args)
+        .arg("--no-cache")
+        .env("XDG_CACHE_HOME", &cache));
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stdout(&out).is_empty());
+    assert!(stderr(&out).contains(&path(&key)), "{}", stderr(&out));
+    assert_eq!(emu.requests().len(), 1, "nothing sent with a broken key");
+}
+
+#[test]
 fn credential_process_without_an_agent_reuses_the_disk_cache() {
     let (d, m) = matrix();
     let emu = Emulator::start(&m.anchors, &[]);

@@ -2,8 +2,10 @@
 
 use std::io::Write as _;
 use std::sync::Arc;
-
 use std::time::Duration;
+
+use time::OffsetDateTime;
+use zeroize::Zeroizing;
 
 use crate::agent::cache::RefreshPolicy;
 use crate::agent::client::{self, AgentAnswer};
@@ -13,7 +15,7 @@ use crate::config::{EndpointSettings, RawSession, SessionSettings};
 use crate::credentials::Credentials;
 use crate::disk_cache::{CacheKey, DiskCache};
 use crate::error::Error;
-use crate::identity::{Identity, IdentitySpec};
+use crate::identity::{Certificate, Identity, IdentitySpec};
 use crate::session::SessionClient;
 
 /// Everything needed to call CreateSession, validated.
@@ -26,6 +28,12 @@ pub struct PreparedSession {
 impl PreparedSession {
     /// Validates the flags, loads the identity and runs the pre-flight checks. Sends nothing.
     pub fn from_args(args: &CredentialArgs, clock: &dyn Clock) -> Result<Self, Error> {
+        let (settings, endpoint) = Self::settings(args)?;
+        Self::with_settings(args, settings, endpoint, clock)
+    }
+
+    /// The session and endpoint settings of the flags, validated; no file is read.
+    pub fn settings(args: &CredentialArgs) -> Result<(SessionSettings, EndpointSettings), Error> {
         super::refuse_unbuilt_features(args)?;
         let settings = SessionSettings::from_raw(&RawSession {
             trust_anchor_arn: args.trust_anchor_arn.as_deref(),
@@ -51,18 +59,17 @@ impl PreparedSession {
             with_proxy: args.with_proxy,
             ca_bundles,
         };
-        let spec = IdentitySpec {
-            certificate: args.certificate.clone(),
-            private_key: args.private_key.clone(),
-            intermediates: args.intermediates.clone(),
-            pkcs8_password: args.pkcs8_password.clone(),
-            pkcs11_lib: args.pkcs11_lib.clone(),
-            reuse_pin: args.reuse_pin,
-            cert_selector: args.cert_selector.clone(),
-            use_latest_expiring_certificate: args.use_latest_expiring_certificate,
-            tpm_key_password: args.tpm_key_password.clone(),
-            no_tpm_key_password: args.no_tpm_key_password,
-        };
+        Ok((settings, endpoint))
+    }
+
+    /// Loads the identity of the flags and runs the pre-flight checks.
+    fn with_settings(
+        args: &CredentialArgs,
+        settings: SessionSettings,
+        endpoint: EndpointSettings,
+        clock: &dyn Clock,
+    ) -> Result<Self, Error> {
+        let spec = identity_spec(args);
         let identity = Identity::load(&spec)?;
         identity.check(args.certificate.as_deref().unwrap_or_default(), clock.now())?;
         tracing::debug!(
@@ -82,21 +89,9 @@ impl PreparedSession {
 }
 
 impl PreparedSession {
-    /// Names this identity, role and session for the disk cache and the agent socket: a
-    /// hash of the certificate fingerprint, the ARNs, region, endpoint, duration and
-    /// session name. No secret goes into it.
+    /// Names this identity, role and session for the disk cache and the agent socket.
     pub fn cache_key(&self) -> CacheKey {
-        let s = &self.settings;
-        CacheKey::new(
-            &self.identity.certificate.sha256_fingerprint(),
-            s.trust_anchor_arn.as_str(),
-            s.profile_arn.as_str(),
-            s.role_arn.as_str(),
-            &s.region,
-            &self.endpoint.base_url,
-            s.duration_seconds,
-            s.role_session_name.as_deref(),
-        )
+        cache_key(&self.identity.certificate, &self.settings, &self.endpoint)
     }
 
     /// The refresh policy of `--refresh-before`.
@@ -106,6 +101,42 @@ impl PreparedSession {
             ..RefreshPolicy::default()
         }
     }
+}
+
+/// The identity flags, as the loaders take them.
+fn identity_spec(args: &CredentialArgs) -> IdentitySpec {
+    IdentitySpec {
+        certificate: args.certificate.clone(),
+        private_key: args.private_key.clone(),
+        intermediates: args.intermediates.clone(),
+        pkcs8_password: args.pkcs8_password.clone(),
+        pkcs11_lib: args.pkcs11_lib.clone(),
+        reuse_pin: args.reuse_pin,
+        cert_selector: args.cert_selector.clone(),
+        use_latest_expiring_certificate: args.use_latest_expiring_certificate,
+        tpm_key_password: args.tpm_key_password.clone(),
+        no_tpm_key_password: args.no_tpm_key_password,
+    }
+}
+
+/// Names an identity, role and session for the disk cache and the agent socket: a hash of
+/// the certificate fingerprint, the ARNs, region, endpoint, duration and session name. No
+/// secret goes into it.
+fn cache_key(
+    certificate: &Certificate,
+    settings: &SessionSettings,
+    endpoint: &EndpointSettings,
+) -> CacheKey {
+    CacheKey::new(
+        &certificate.sha256_fingerprint(),
+        settings.trust_anchor_arn.as_str(),
+        settings.profile_arn.as_str(),
+        settings.role_arn.as_str(),
+        &settings.region,
+        &endpoint.base_url,
+        settings.duration_seconds,
+        settings.role_session_name.as_deref(),
+    )
 }
 
 /// Calls CreateSession once (with retries) for a prepared session.
@@ -120,41 +151,42 @@ pub async fn fetch_credentials(
 }
 
 /// Answers from a running agent, else from the disk cache while it is fresh, else with a
-/// new CreateSession (stored in the cache for the next call).
+/// new CreateSession (stored in the cache for the next call). The cached answers need only
+/// the certificate, so the private key is loaded (and its PIN or password asked for) only
+/// when a CreateSession is due.
 pub async fn run(args: &CredentialProcessArgs, clock: Arc<dyn Clock>) -> Result<(), Error> {
-    let prepared = PreparedSession::from_args(&args.creds, clock.as_ref())?;
-    let key = prepared.cache_key();
-
-    if let Some(socket) = args.socket.clone().or_else(client::default_socket_path) {
-        match client::ask(&socket, key.as_str()) {
-            Some(AgentAnswer::Credentials(json)) => {
-                tracing::debug!(socket = %socket.display(), "credentials from the agent");
-                return print(&json);
-            }
-            Some(AgentAnswer::Declined(status)) => {
-                tracing::debug!(socket = %socket.display(), status, "the agent declined; going on without it");
-            }
-            None => {}
-        }
-    }
-
+    let (settings, endpoint) = PreparedSession::settings(&args.creds)?;
     let cache = if args.no_cache {
         None
     } else {
         DiskCache::open_default()
     };
+    let lifetime = Duration::from_secs(u64::from(settings.duration_seconds));
+    let window = PreparedSession::policy(&args.creds).window(lifetime);
     let now = clock.now();
-    if let Some(cache) = &cache
-        && let Some(creds) = cache.load(&key, now)
-    {
-        let lifetime = Duration::from_secs(u64::from(prepared.settings.duration_seconds));
-        let window = PreparedSession::policy(&args.creds).window(lifetime);
-        if creds.remaining(now) > window {
-            tracing::debug!("credentials from the disk cache");
-            return print(&creds.to_process_json());
-        }
-    }
 
+    // A certificate outside its validity window takes the full path, which says so.
+    let peeked = Identity::peek_certificate(&identity_spec(&args.creds))
+        .filter(|cert| cert.not_before() <= now && now <= cert.not_after());
+    let asked = match &peeked {
+        Some(cert) => {
+            let key = cache_key(cert, &settings, &endpoint);
+            if let Some(json) = cached(args, &key, cache.as_ref(), now, window) {
+                return print(&json);
+            }
+            Some(key)
+        }
+        None => None,
+    };
+
+    let prepared = PreparedSession::with_settings(&args.creds, settings, endpoint, clock.as_ref())?;
+    let key = prepared.cache_key();
+    // Without the peek (PKCS#11, PKCS#12, a certificate out of its validity), ask now.
+    if asked.as_ref() != Some(&key)
+        && let Some(json) = cached(args, &key, cache.as_ref(), now, window)
+    {
+        return print(&json);
+    }
     let credentials = fetch_credentials(&prepared, clock).await?;
     if let Some(cache) = &cache
         && let Err(e) = cache.store(&key, &credentials)
@@ -163,6 +195,35 @@ pub async fn run(args: &CredentialProcessArgs, clock: Arc<dyn Clock>) -> Result<
         tracing::warn!(error = %e, "cannot write the credentials cache");
     }
     print(&credentials.to_process_json())
+}
+
+/// Credentials for `key` from a running agent, else from the disk cache while they are
+/// fresh (more than `window` left).
+fn cached(
+    args: &CredentialProcessArgs,
+    key: &CacheKey,
+    cache: Option<&DiskCache>,
+    now: OffsetDateTime,
+    window: Duration,
+) -> Option<Zeroizing<String>> {
+    if let Some(socket) = args.socket.clone().or_else(client::default_socket_path) {
+        match client::ask(&socket, key.as_str()) {
+            Some(AgentAnswer::Credentials(json)) => {
+                tracing::debug!(socket = %socket.display(), "credentials from the agent");
+                return Some(json);
+            }
+            Some(AgentAnswer::Declined(status)) => {
+                tracing::debug!(socket = %socket.display(), status, "the agent declined; going on without it");
+            }
+            None => {}
+        }
+    }
+    let creds = cache?.load(key, now)?;
+    if creds.remaining(now) > window {
+        tracing::debug!("credentials from the disk cache");
+        return Some(creds.to_process_json());
+    }
+    None
 }
 
 /// Like the Go helper: the JSON alone on stdout, no trailing newline.

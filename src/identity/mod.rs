@@ -225,6 +225,21 @@ impl Identity {
         })
     }
 
+    /// The leaf certificate alone, when `spec` names one in a file, a variable or standard
+    /// input, together with a private key: enough to name the cached credentials without
+    /// touching the key (no file read, no PIN, no TPM or D-Bus round trip). `None` for the
+    /// sources that need the key store or a password to show the certificate (PKCS#11,
+    /// PKCS#12) and for anything [`Identity::load`] would refuse; that path reports it.
+    pub fn peek_certificate(spec: &IdentitySpec) -> Option<Certificate> {
+        #[cfg(feature = "pkcs11")]
+        if pkcs11::is_pkcs11(spec) {
+            return None;
+        }
+        spec.private_key.as_ref()?;
+        let cert_bytes = read("--certificate", spec.certificate.as_deref()?).ok()?;
+        parse_certificates(&cert_bytes).ok()?.into_iter().next()
+    }
+
     fn from_pkcs12(
         spec: &IdentitySpec,
         path: &str,
