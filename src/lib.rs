@@ -11,6 +11,8 @@
 //! - [`commands`] runs each subcommand; [`emulate`] is a local CreateSession service that
 //!   verifies requests like the real one; [`demo`] wires them together offline; [`pki`]
 //!   makes throwaway certificate authorities for the demo and the tests.
+//! - [`metrics`] counts what the agent does, for `GET /metrics`; it depends on nothing else
+//!   here, so every layer can record into it.
 
 pub mod agent;
 pub mod cli;
@@ -25,6 +27,7 @@ pub mod disk_cache;
 pub mod emulate;
 pub mod error;
 pub mod identity;
+pub mod metrics;
 pub mod pki;
 pub mod server;
 pub mod session;
