@@ -9,10 +9,12 @@
 //!
 //! Security: every local process is assumed hostile, so a full table never blocks accept
 //! (clients waiting in the backlog behind 256 held connections is how a flood starved real
-//! clients). When a peer holds [`Limits::max_connections`], its least recently active
-//! connection is closed to make room: an idle keep-alive connection, one that sent nothing,
-//! or a slowloris head, whichever has been waiting longest. A client that sends its request
-//! right after connecting is never the oldest, so it is served. On the unix socket each uid
+//! clients). When a peer holds [`Limits::max_connections`], one of its connections is
+//! closed to make room: the oldest of those that never completed a request (sent nothing, or
+//! a slowloris head), else the least recently active (an idle keep-alive connection, or a
+//! slow head after earlier requests). A client that sends its request right after connecting
+//! is never the oldest, so it is served; one whose keep-alive connection has been answered
+//! stays ahead of any number of connections that never were. On the unix socket each uid
 //! has its own quota (`SO_PEERCRED`), so one user cannot starve another.
 
 use std::collections::HashMap;
@@ -178,11 +180,14 @@ impl Table {
         if self.per_peer.get(&peer).copied().unwrap_or(0) < self.cap {
             return false;
         }
+        // Connections that never completed a request go first (a silent or slowloris flood
+        // can only look like that), then the least recently active: a client whose
+        // keep-alive connection has served it stays ahead of a flood that reconnects fast.
         let victim = self
             .live
             .iter()
             .filter(|(_, s)| s.peer == peer)
-            .min_by_key(|(_, s)| s.activity.since())
+            .min_by_key(|(_, s)| (s.activity.has_served(), s.activity.since()))
             .map(|(id, _)| *id);
         match victim.and_then(|id| self.remove(id)) {
             Some(slot) => {
@@ -314,6 +319,11 @@ impl Activity {
 
     fn reading_head(&self) -> bool {
         self.state.load(Ordering::Relaxed) & READING_HEAD != 0
+    }
+
+    /// Whether a request has been answered on this connection.
+    fn has_served(&self) -> bool {
+        self.requests.load(Ordering::Relaxed) > 0
     }
 
     /// Since when the connection has waited: for the rest of its head, or for its next request.
