@@ -181,38 +181,56 @@ fn imds_token(addr: &str, host: &str, ttl: &str) -> String {
 // ---------------------------------------------------------------------------------------
 // DNS rebinding
 
-#[test]
-fn a_foreign_host_is_refused_on_every_route_and_every_allowed_form_is_accepted() {
-    let s = setup(&[
-        "--allow-host",
-        "agent.internal",
-        "--allow-host",
-        "Sidecar.Local.:8080",
-    ]);
-    let addr = s.agent.addr.clone();
-    let p = port(&addr);
-    let own = format!("127.0.0.1:{p}");
-    let token = imds_token(&addr, &own, "600");
+/// The six routes an SDK or a probe uses, with every header they need.
+fn routes(s: &Setup, own: &str) -> (Vec<(&'static str, String)>, Vec<(String, String)>) {
+    let token = imds_token(&s.agent.addr, own, "600");
     let container = std::fs::read_to_string(&s.token_file).unwrap();
-    let headers = [
-        ("X-aws-ec2-metadata-token", token.as_str()),
-        ("X-aws-ec2-metadata-token-ttl-seconds", "60"),
-        ("Authorization", container.as_str()),
+    let headers = vec![
+        ("X-aws-ec2-metadata-token".to_string(), token),
+        ("X-aws-ec2-metadata-token-ttl-seconds".into(), "60".into()),
+        ("Authorization".into(), container),
     ];
-    let routes = [
+    let role = ROLE.rsplit('/').next().unwrap();
+    let routes = vec![
         ("PUT", "/latest/api/token".to_string()),
         ("GET", "/latest/meta-data/iam/security-credentials/".into()),
         (
             "GET",
-            format!(
-                "/latest/meta-data/iam/security-credentials/{}",
-                ROLE.rsplit('/').next().unwrap()
-            ),
+            format!("/latest/meta-data/iam/security-credentials/{role}"),
         ),
         ("GET", "/latest/meta-data/placement/region".into()),
         ("GET", "/v1/credentials".into()),
         ("GET", "/healthz".into()),
     ];
+    (routes, headers)
+}
+
+fn refs(headers: &[(String, String)]) -> Vec<(&str, &str)> {
+    headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect()
+}
+
+fn assert_forbidden(status: u16, body: &str, what: &str) {
+    assert_eq!(status, 403, "{what}: {body}");
+    let v = json(body);
+    assert_eq!(v["code"], "Forbidden", "{what}: {body}");
+    assert!(v["message"].as_str().unwrap().contains("Host"), "{body}");
+    assert!(
+        !body.contains("evil") && !body.contains("AccessKeyId"),
+        "{body}"
+    );
+}
+
+#[test]
+fn a_foreign_host_is_refused_on_every_route_and_the_agents_own_names_pass() {
+    let s = setup(&[]);
+    let addr = s.agent.addr.clone();
+    let p = port(&addr);
+    let own = format!("127.0.0.1:{p}");
+    let (routes, headers) = routes(&s, &own);
+    let headers = refs(&headers);
 
     // What a rebinding page sends: its own name, with or without the agent's port.
     let foreign = [
@@ -226,28 +244,20 @@ fn a_foreign_host_is_refused_on_every_route_and_every_allowed_form_is_accepted()
     for (method, path) in &routes {
         for host in &foreign {
             let (status, body) = once(&addr, &request(method, path, &[host], &headers));
-            assert_eq!(status, 403, "{method} {path} Host: {host}: {body}");
-            let v = json(&body);
-            assert_eq!(v["code"], "Forbidden", "{body}");
-            assert!(v["message"].as_str().unwrap().contains("Host"), "{body}");
-            assert!(
-                !body.contains("evil") && !body.contains("AccessKeyId"),
-                "{body}"
-            );
+            assert_forbidden(status, &body, &format!("{method} {path} Host: {host}"));
         }
         // No Host at all on HTTP/1.1, and two of them.
         let (status, body) = once(&addr, &request(method, path, &[], &headers));
-        assert_eq!(status, 403, "{method} {path} without Host: {body}");
-        assert_eq!(json(&body)["code"], "Forbidden");
+        assert_forbidden(status, &body, &format!("{method} {path} without Host"));
         let (status, body) = once(
             &addr,
             &request(method, path, &[&own, "evil.example"], &headers),
         );
-        assert_eq!(status, 403, "{method} {path} with two Hosts: {body}");
+        assert_forbidden(status, &body, &format!("{method} {path} with two Hosts"));
         // An absolute target naming another host.
         let target = format!("http://evil.example{path}");
-        let (status, _) = once(&addr, &request(method, &target, &[&own], &headers));
-        assert_eq!(status, 403, "{method} {target}");
+        let (status, body) = once(&addr, &request(method, &target, &[&own], &headers));
+        assert_forbidden(status, &body, &format!("{method} {target}"));
     }
 
     // Every form an SDK or a local client uses.
@@ -267,10 +277,6 @@ fn a_foreign_host_is_refused_on_every_route_and_every_allowed_form_is_accepted()
         "169.254.170.2".into(),
         "169.254.170.2:80".into(),
         "169.254.170.23".into(),
-        "agent.internal".into(),
-        format!("AGENT.internal:{p}"),
-        "sidecar.local:8080".into(),
-        "sidecar.local".into(),
     ];
     for host in &allowed {
         for (method, path) in &routes {
@@ -278,15 +284,39 @@ fn a_foreign_host_is_refused_on_every_route_and_every_allowed_form_is_accepted()
             assert_eq!(status, 200, "{method} {path} Host: {host}: {body}");
         }
     }
-    // An allowed name with another port than it was given with is still refused.
-    let (status, _) = once(
-        &addr,
-        &request("GET", "/healthz", &["agent.internal:8080"], &[]),
-    );
-    assert_eq!(status, 403);
     // HTTP/1.0 may omit Host (no browser does).
     let (status, _) = once(&addr, "GET /healthz HTTP/1.0\r\n\r\n");
     assert_eq!(status, 200);
+}
+
+#[test]
+fn allow_host_adds_names_to_every_route() {
+    let s = setup(&[
+        "--allow-host",
+        "agent.internal",
+        "--allow-host",
+        "Sidecar.Local.:8080",
+    ]);
+    let addr = s.agent.addr.clone();
+    let p = port(&addr);
+    let (routes, headers) = routes(&s, "localhost");
+    let headers = refs(&headers);
+    for host in [
+        "agent.internal".to_string(),
+        format!("AGENT.internal:{p}"),
+        "sidecar.local:8080".into(),
+        "sidecar.local".into(),
+    ] {
+        for (method, path) in &routes {
+            let (status, body) = once(&addr, &request(method, path, &[&host], &headers));
+            assert_eq!(status, 200, "{method} {path} Host: {host}: {body}");
+        }
+    }
+    // Given without a port, a name is not accepted with another port than the agent's.
+    for host in ["agent.internal:8080", "other.internal"] {
+        let (status, body) = once(&addr, &request("GET", "/healthz", &[host], &[]));
+        assert_forbidden(status, &body, host);
+    }
 }
 
 #[test]
