@@ -181,8 +181,11 @@ fn imds_token(addr: &str, host: &str, ttl: &str) -> String {
 // ---------------------------------------------------------------------------------------
 // DNS rebinding
 
+/// Method and path of a route.
+type Route = (&'static str, String);
+
 /// The six routes an SDK or a probe uses, with every header they need.
-fn routes(s: &Setup, own: &str) -> (Vec<(&'static str, String)>, Vec<(String, String)>) {
+fn routes(s: &Setup, own: &str) -> (Vec<Route>, Vec<(String, String)>) {
     let token = imds_token(&s.agent.addr, own, "600");
     let container = std::fs::read_to_string(&s.token_file).unwrap();
     let headers = vec![
