@@ -11,7 +11,12 @@
 //!    hyper http1 with keep-alive and no-delay, as the agent runs. Windows alternate
 //!    (agent, bare, bare, agent, ...) so drift cancels.
 //! 3. The agent's VmRSS right after start and after the load.
-//! 4. With `--static PATH` (bench/run.sh passes `scripts/build-static.sh`'s binary): the
+//! 4. Flood on: the legitimate client's latency and answered share (a credentials GET every
+//!    50 ms, alternately on a fresh and on a kept-alive connection) while 320 connections from
+//!    one process flood the agent: keep-alive holders (a request every 3 s), idle connections
+//!    (nothing sent), slowloris (a head byte every 300 ms). PASS/MISS against "99% answered
+//!    within 1 s" (the SDKs' timeout).
+//! 5. With `--static PATH` (bench/run.sh passes `scripts/build-static.sh`'s binary): the
 //!    static binary's size, start-up time, warm and cold `credential-process` times and idle
 //!    `serve` VmRSS next to the dynamic binary's, timed in the same interleaved batches.
 //!
@@ -457,6 +462,15 @@ fn run(opts: &Options) -> R<()> {
     let rss_after = Rss::of(agent.pid())?;
     let rss_bare_after = Rss::of(bare.pid())?;
 
+    // --- 4. flood on -------------------------------------------------------------------------
+    let mut floods = Vec::new();
+    for kind in flood::KINDS {
+        wait_quiet(&[agent.pid(), bare.pid(), emu.pid()], quiet_limit)?;
+        let f = flood::measure(kind, &agent.addr, &creds_path, &token)?;
+        println!("  {}", f.line());
+        floods.push(f);
+    }
+
     // --- the table -------------------------------------------------------------------------
     let mut t = Table::default();
     for mode in &modes {
@@ -563,6 +577,21 @@ fn run(opts: &Options) -> R<()> {
         "-".into(),
         "info".into(),
     );
+    for f in &floods {
+        t.row(
+            &format!("flood on ({}): client answered within 1 s", f.kind.name()),
+            format!(
+                "{}/{} ({:.1}%), p50 {}, p99 {}",
+                f.in_time,
+                f.asked,
+                f.share() * 100.0,
+                flood::show(f.p50),
+                flood::show(f.p99)
+            ),
+            ">= 99%".into(),
+            pass(f.share() >= 0.99),
+        );
+    }
     t.row(
         "agent VmRSS idle, right after start",
         rss_idle.describe(),
@@ -1827,5 +1856,236 @@ mod bare {
             let _ = tokio::time::timeout(MAX_LIFETIME, serve).await;
             Ok(())
         })
+    }
+}
+
+/// Section 4: a legitimate client measured while one local process floods the agent.
+mod flood {
+    use std::io::{Read as _, Write as _};
+    use std::net::{SocketAddr, TcpStream};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::time::{Duration, Instant};
+
+    use super::{R, ctx};
+
+    /// Connections the flood keeps open (the agent's cap is 256).
+    const CONNECTIONS: usize = 320;
+    const MEASURE: Duration = Duration::from_secs(7);
+    const WITHIN: Duration = Duration::from_secs(1);
+
+    #[derive(Clone, Copy, Debug)]
+    pub enum Kind {
+        KeepAlive,
+        Idle,
+        Slowloris,
+    }
+
+    pub const KINDS: [Kind; 3] = [Kind::KeepAlive, Kind::Idle, Kind::Slowloris];
+
+    impl Kind {
+        pub fn name(self) -> &'static str {
+            match self {
+                Kind::KeepAlive => "320 keep-alive holders",
+                Kind::Idle => "320 idle connections",
+                Kind::Slowloris => "320 slowloris heads",
+            }
+        }
+    }
+
+    pub struct Flooded {
+        pub kind: Kind,
+        pub asked: usize,
+        pub in_time: usize,
+        pub p50: Option<Duration>,
+        pub p99: Option<Duration>,
+        opened: u64,
+    }
+
+    impl Flooded {
+        pub fn share(&self) -> f64 {
+            self.in_time as f64 / self.asked.max(1) as f64
+        }
+
+        pub fn line(&self) -> String {
+            format!(
+                "flood on, {}: {}/{} answered within 1 s, p50 {}, p99 {} ({} flood connections opened)",
+                self.kind.name(),
+                self.in_time,
+                self.asked,
+                show(self.p50),
+                show(self.p99),
+                self.opened
+            )
+        }
+    }
+
+    /// A latency, or "none" for a request never answered.
+    pub fn show(d: Option<Duration>) -> String {
+        match d {
+            Some(d) if d < Duration::from_millis(10) => format!("{:.2} ms", d.as_secs_f64() * 1e3),
+            Some(d) => format!("{:.0} ms", d.as_secs_f64() * 1e3),
+            None => "unanswered".into(),
+        }
+    }
+
+    pub fn measure(kind: Kind, addr: &str, creds_path: &str, token: &str) -> R<Flooded> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let opened = Arc::new(AtomicU64::new(0));
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .map_err(ctx("cannot start the flood runtime"))?;
+        for n in 0..CONNECTIONS {
+            let (addr, stop, opened) = (addr.to_string(), stop.clone(), opened.clone());
+            rt.spawn(connection(kind, n, addr, stop, opened));
+        }
+        let ramp = Instant::now() + Duration::from_secs(5);
+        while opened.load(Ordering::Relaxed) < CONNECTIONS as u64 && Instant::now() < ramp {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        let measured = client(addr, creds_path, token);
+        stop.store(true, Ordering::Relaxed);
+        rt.shutdown_timeout(Duration::from_secs(1));
+        let mut latencies = measured?;
+        let asked = latencies.len();
+        let in_time = latencies
+            .iter()
+            .filter(|l| l.is_some_and(|l| l <= WITHIN))
+            .count();
+        // Unanswered sorts last.
+        latencies.sort_by_key(|l| l.unwrap_or(Duration::MAX));
+        let at = |p: f64| {
+            latencies
+                .get(((asked as f64 * p).ceil() as usize).saturating_sub(1))
+                .copied()
+                .flatten()
+        };
+        Ok(Flooded {
+            kind,
+            asked,
+            in_time,
+            p50: at(0.5),
+            p99: at(0.99),
+            opened: opened.load(Ordering::Relaxed),
+        })
+    }
+
+    /// The legitimate client: each request's latency, `None` when unanswered within 1 s.
+    fn client(addr: &str, creds_path: &str, token: &str) -> R<Vec<Option<Duration>>> {
+        let sock: SocketAddr = addr.parse().map_err(ctx("agent address"))?;
+        let get = format!(
+            "GET {creds_path} HTTP/1.1\r\nHost: {addr}\r\nX-aws-ec2-metadata-token: {token}\r\n\r\n"
+        );
+        let mut kept: Option<TcpStream> = None;
+        let mut out = Vec::new();
+        let end = Instant::now() + MEASURE;
+        let mut i = 0u32;
+        while Instant::now() < end {
+            i += 1;
+            let started = Instant::now();
+            let fresh = i.is_multiple_of(2);
+            let stream = match (fresh, kept.take()) {
+                (false, Some(s)) => Some(s),
+                _ => TcpStream::connect_timeout(&sock, WITHIN).ok(),
+            };
+            let answered = stream.and_then(|mut s| {
+                let ok = exchange(&mut s, get.as_bytes(), started + WITHIN);
+                if ok && !fresh {
+                    kept = Some(s);
+                }
+                ok.then(|| started.elapsed())
+            });
+            out.push(answered.filter(|l| *l <= WITHIN));
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(out)
+    }
+
+    /// Sends one request and reads a 200 with its whole body before `deadline`.
+    fn exchange(s: &mut TcpStream, request: &[u8], deadline: Instant) -> bool {
+        let _ = s.set_nodelay(true);
+        if s.write_all(request).is_err() {
+            return false;
+        }
+        let mut buf = vec![0u8; 16 * 1024];
+        let mut filled = 0;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() || s.set_read_timeout(Some(left)).is_err() {
+                return false;
+            }
+            match s.read(&mut buf[filled..]) {
+                Ok(0) | Err(_) => return false,
+                Ok(n) => filled += n,
+            }
+            if let Some(end) = super::find(&buf[..filled], b"\r\n\r\n", 0) {
+                let head_end = end + 4;
+                let Some(len) = super::content_length(&buf[..head_end]) else {
+                    return false;
+                };
+                if filled >= head_end + len {
+                    return buf.starts_with(b"HTTP/1.1 200");
+                }
+            }
+            if filled == buf.len() {
+                return false;
+            }
+        }
+    }
+
+    /// One flood connection, re-opened whenever the agent closes it.
+    async fn connection(
+        kind: Kind,
+        n: usize,
+        addr: String,
+        stop: Arc<AtomicBool>,
+        opened: Arc<AtomicU64>,
+    ) {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let head = format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\n\r\n");
+        let head = head.as_bytes();
+        while !stop.load(Ordering::Relaxed) {
+            let Ok(mut c) = tokio::net::TcpStream::connect(&addr).await else {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                continue;
+            };
+            opened.fetch_add(1, Ordering::Relaxed);
+            let mut buf = [0u8; 4096];
+            match kind {
+                Kind::KeepAlive => {
+                    tokio::time::sleep(Duration::from_millis((n as u64 * 37) % 3000)).await;
+                    while !stop.load(Ordering::Relaxed) {
+                        if c.write_all(head).await.is_err() {
+                            break;
+                        }
+                        match tokio::time::timeout(Duration::from_secs(3), c.read(&mut buf)).await {
+                            Ok(Ok(n)) if n > 0 => {}
+                            Ok(_) => break,
+                            Err(_) => {}
+                        }
+                        tokio::time::sleep(Duration::from_secs(3)).await;
+                    }
+                }
+                Kind::Idle => {
+                    let _ = c.read(&mut buf).await;
+                }
+                Kind::Slowloris => {
+                    for byte in head {
+                        if stop.load(Ordering::Relaxed) || c.write_all(&[*byte]).await.is_err() {
+                            break;
+                        }
+                        let closed =
+                            tokio::time::timeout(Duration::from_millis(300), c.read(&mut buf));
+                        if let Ok(Ok(0) | Err(_)) = closed.await {
+                            break;
+                        }
+                    }
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 }

@@ -175,6 +175,11 @@ pub struct ServeArgs {
     /// Do not listen on a Unix socket
     #[arg(long, conflicts_with = "socket")]
     pub no_socket: bool,
+    /// Also accept requests whose Host is NAME[:PORT] (repeatable). By default only localhost,
+    /// 127.0.0.1, [::1], the --bind address and the metadata addresses are accepted, so that
+    /// no web page can reach the agent through DNS rebinding
+    #[arg(long = "allow-host", value_name = "NAME")]
+    pub allow_host: Vec<crate::server::AllowedHost>,
 }
 
 #[derive(Args, Debug, Clone)]

@@ -21,6 +21,9 @@ use crate::session::SessionClient;
 
 pub async fn run(args: &ServeArgs, clock: Arc<dyn Clock>) -> Result<(), Error> {
     server::check_bind_address(args.bind, args.allow_non_loopback)?;
+    if let Some(path) = &args.socket {
+        server::check_socket_dir(path)?;
+    }
     let prepared = PreparedSession::from_args(&args.creds, clock.as_ref())?;
     if let Some(path) = &args.container_token_file {
         server::ensure_container_token(path).map_err(|e| {
@@ -49,11 +52,10 @@ pub async fn run(args: &ServeArgs, clock: Arc<dyn Clock>) -> Result<(), Error> {
     ));
     cache.seed(first);
 
-    let config = Arc::new(ServerConfig::new(
-        &settings,
-        args.hop_limit,
-        args.container_token_file.clone(),
-    ));
+    let config = Arc::new(ServerConfig {
+        allowed_hosts: args.allow_host.clone(),
+        ..ServerConfig::new(&settings, args.hop_limit, args.container_token_file.clone())
+    });
     let addr = SocketAddr::new(args.bind, args.port);
     let tcp = tokio::net::TcpListener::bind(addr)
         .await
@@ -68,13 +70,16 @@ pub async fn run(args: &ServeArgs, clock: Arc<dyn Clock>) -> Result<(), Error> {
             .clone()
             .or_else(crate::agent::client::default_socket_path)
     };
-    let unix = match &socket_path {
-        Some(path) => Some(
-            server::bind_unix(path)
-                .map_err(|e| Error::io(format!("cannot listen on socket {}", path.display()), e))?,
-        ),
-        None => None,
-    };
+    let unix =
+        match &socket_path {
+            Some(path) => {
+                server::check_socket_dir(path)?;
+                Some(server::bind_unix(path).map_err(|e| {
+                    Error::io(format!("cannot listen on socket {}", path.display()), e)
+                })?)
+            }
+            None => None,
+        };
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let stopped = move || {

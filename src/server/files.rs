@@ -1,6 +1,6 @@
 //! Files the endpoints own on disk: the unix socket (0600, in a 0700 directory) and the
 //! container authorization token file (0600, created once, read on every request so it can
-//! be rotated under running consumers).
+//! be rotated under running consumers; read off the runtime thread, see [`TokenReader`]).
 
 use std::fs::{self, DirBuilder, OpenOptions};
 use std::io::{self, Write as _};
@@ -8,14 +8,23 @@ use std::os::unix::fs::{
     DirBuilderExt as _, FileTypeExt as _, OpenOptionsExt as _, PermissionsExt,
 };
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::net::UnixListener;
+use tokio::sync::Semaphore;
 use zeroize::Zeroizing;
 
 /// Bytes of randomness in a generated container token (256 bits, 64 hex characters).
 const CONTAINER_TOKEN_BYTES: usize = 32;
 /// Token files larger than this are not tokens; refuse rather than read them.
 const MAX_TOKEN_FILE: u64 = 16 * 1024;
+/// A container request waits at most this long for the token file (SDKs time out at 1 s
+/// or later; a FIFO or a hung network file system must cost a 503, not a hang).
+pub(crate) const TOKEN_READ_TIMEOUT: Duration = Duration::from_secs(1);
+/// Token reads in flight at once. A read stuck in the kernel (hung NFS) keeps its blocking
+/// thread and its permit until it returns: this bounds how many threads such a file can hold.
+const TOKEN_READS_IN_FLIGHT: usize = 4;
 
 fn create_private_parent(path: &Path) -> io::Result<()> {
     match path.parent() {
@@ -46,8 +55,13 @@ fn sibling(path: &Path, suffix: &str) -> io::Result<PathBuf> {
 /// crashed agent; refuses to replace a socket another process still listens on, or a file
 /// that is not a socket. The socket is bound under a temporary name, made 0600, then renamed
 /// into place, so it is never reachable with looser permissions.
+///
+/// Refuses a parent directory that other users can write unless it has the sticky bit (as
+/// `/tmp` does): there anyone could remove the socket and put their own in its place, and
+/// `credential-process` would send them its requests.
 pub fn bind_unix(path: &Path) -> io::Result<UnixListener> {
     create_private_parent(path)?;
+    check_socket_dir(path)?;
     match fs::symlink_metadata(path) {
         Ok(meta) if meta.file_type().is_socket() => {
             if std::os::unix::net::UnixStream::connect(path).is_ok() {
@@ -88,6 +102,30 @@ pub fn bind_unix(path: &Path) -> io::Result<UnixListener> {
             fs::set_permissions(path, fs::Permissions::from_mode(0o600))?;
             Ok(listener)
         }
+    }
+}
+
+/// The socket's directory and its mode, when other users can write it and it has no sticky
+/// bit (a missing directory is fine: [`bind_unix`] creates it 0700).
+pub(crate) fn unsafe_socket_dir(path: &Path) -> Option<(PathBuf, u32)> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let mode = fs::metadata(dir).ok()?.permissions().mode();
+    (mode & 0o002 != 0 && mode & 0o1000 == 0).then(|| (dir.to_path_buf(), mode & 0o7777))
+}
+
+fn check_socket_dir(path: &Path) -> io::Result<()> {
+    match unsafe_socket_dir(path) {
+        Some((dir, mode)) => Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!(
+                "the directory {} is writable by every user and has no sticky bit (mode {mode:o}): another user could replace the socket",
+                dir.display()
+            ),
+        )),
+        None => Ok(()),
     }
 }
 
@@ -144,19 +182,101 @@ pub fn ensure_container_token(path: &Path) -> io::Result<()> {
     Ok(())
 }
 
+/// Why the token file gave no token.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum TokenFileError {
+    #[error("not read within {}s", TOKEN_READ_TIMEOUT.as_secs())]
+    TimedOut,
+    #[error(transparent)]
+    Io(#[from] io::Error),
+}
+
+/// Reads the container token file on the blocking pool, bounded in time and in reads in
+/// flight, so that nothing the file turns out to be (a FIFO without a writer, a device, a
+/// file on a hung NFS or FUSE mount) stalls the runtime thread.
+#[derive(Clone)]
+pub(crate) struct TokenReader {
+    path: Arc<Path>,
+    in_flight: Arc<Semaphore>,
+}
+
+impl TokenReader {
+    pub(crate) fn new(path: &Path) -> Self {
+        TokenReader {
+            path: Arc::from(path),
+            in_flight: Arc::new(Semaphore::new(TOKEN_READS_IN_FLIGHT)),
+        }
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub(crate) async fn read(&self) -> Result<Zeroizing<Vec<u8>>, TokenFileError> {
+        self.read_within(TOKEN_READ_TIMEOUT).await
+    }
+
+    async fn read_within(&self, limit: Duration) -> Result<Zeroizing<Vec<u8>>, TokenFileError> {
+        let read = async {
+            let permit = self
+                .in_flight
+                .clone()
+                .acquire_owned()
+                .await
+                .map_err(|_| TokenFileError::TimedOut)?;
+            let path = self.path.clone();
+            // The permit moves into the blocking task: it is given back when the read really
+            // ends, not when this request stops waiting for it.
+            let task = tokio::task::spawn_blocking(move || {
+                let read = read_container_token(&path);
+                drop(permit);
+                read
+            });
+            match task.await {
+                Ok(read) => Ok(read?),
+                Err(e) => Err(TokenFileError::Io(io::Error::other(e))),
+            }
+        };
+        tokio::time::timeout(limit, read)
+            .await
+            .unwrap_or(Err(TokenFileError::TimedOut))
+    }
+}
+
 /// Reads the current container token: the file's content without trailing whitespace (HTTP
 /// strips it from header values, so a token file ending in a newline can still match).
+///
+/// Symlinks are followed (a Kubernetes secret volume is made of them), but the file reached
+/// must be a regular file: it is opened non-blocking so a FIFO does not wait for a writer,
+/// then checked with `fstat`, and read only up to the size cap. Blocking (a slow file
+/// system): call it off the runtime thread, as [`TokenReader`] does.
 pub fn read_container_token(path: &Path) -> io::Result<Zeroizing<Vec<u8>>> {
-    let file = fs::File::open(path)?;
-    let len = file.metadata()?.len();
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    let meta = file.metadata()?;
+    if !meta.file_type().is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "the token file is not a regular file (a FIFO, device, socket or directory)",
+        ));
+    }
+    let len = meta.len();
     if len > MAX_TOKEN_FILE {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
-            "the token file is too large",
+            format!("the token file is larger than {MAX_TOKEN_FILE} bytes"),
         ));
     }
     let mut buf = Zeroizing::new(Vec::with_capacity(len as usize + 1));
-    io::Read::read_to_end(&mut io::Read::take(file, MAX_TOKEN_FILE), &mut buf)?;
+    io::Read::read_to_end(&mut io::Read::take(file, MAX_TOKEN_FILE + 1), &mut buf)?;
+    if buf.len() as u64 > MAX_TOKEN_FILE {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("the token file grew past {MAX_TOKEN_FILE} bytes while read"),
+        ));
+    }
     while buf.last().is_some_and(|b| b.is_ascii_whitespace()) {
         buf.pop();
     }
@@ -205,6 +325,29 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn bind_unix_refuses_a_directory_others_can_write_without_the_sticky_bit() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let shared = dir.path().join("shared");
+        fs::create_dir(&shared).expect("mkdir");
+        fs::set_permissions(&shared, fs::Permissions::from_mode(0o777)).expect("chmod");
+        let err = bind_unix(&shared.join("agent.sock")).expect_err("unsafe dir");
+        assert_eq!(err.kind(), io::ErrorKind::PermissionDenied);
+        assert!(
+            err.to_string().contains(&shared.display().to_string()),
+            "{err}"
+        );
+        assert!(!shared.join("agent.sock").exists());
+        // With the sticky bit (as /tmp has), others cannot remove the socket: accepted.
+        fs::set_permissions(&shared, fs::Permissions::from_mode(0o1777)).expect("chmod");
+        let _listener = bind_unix(&shared.join("agent.sock")).expect("sticky dir");
+        // Group-writable only is left to the operator.
+        let group = dir.path().join("group");
+        fs::create_dir(&group).expect("mkdir");
+        fs::set_permissions(&group, fs::Permissions::from_mode(0o770)).expect("chmod");
+        let _listener = bind_unix(&group.join("agent.sock")).expect("group dir");
+    }
+
+    #[tokio::test]
     async fn bind_unix_refuses_to_replace_a_regular_file() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("not-a-socket");
@@ -234,6 +377,54 @@ mod tests {
         let other = dir.path().join("other-token");
         ensure_container_token(&other).expect("create");
         assert_ne!(fs::read(&other).expect("read"), first);
+    }
+
+    #[test]
+    fn token_files_that_are_not_regular_files_are_refused_without_blocking() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let fifo = dir.path().join("fifo");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .expect("mkfifo");
+        assert!(made.success());
+        // Opened without a writer: a blocking open would hang this test.
+        let err = read_container_token(&fifo).expect_err("fifo");
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{err}");
+        let err = read_container_token(Path::new("/dev/zero")).expect_err("device");
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{err}");
+        assert!(read_container_token(dir.path()).is_err(), "directory");
+        // A symlink to a regular file is followed (Kubernetes volumes are made of them).
+        let real = dir.path().join("real");
+        fs::write(&real, b"tok").expect("write");
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&real, &link).expect("symlink");
+        assert_eq!(&read_container_token(&link).expect("read")[..], b"tok");
+        let to_fifo = dir.path().join("to-fifo");
+        std::os::unix::fs::symlink(&fifo, &to_fifo).expect("symlink");
+        assert!(read_container_token(&to_fifo).is_err());
+    }
+
+    #[tokio::test]
+    async fn a_stuck_read_costs_a_bounded_wait() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("t");
+        fs::write(&path, b"tok").expect("write");
+        let reader = TokenReader::new(&path);
+        assert_eq!(&reader.read().await.expect("read")[..], b"tok");
+        // Every read slot held by reads stuck in the kernel: the next one times out.
+        let held = reader
+            .in_flight
+            .clone()
+            .acquire_many_owned(TOKEN_READS_IN_FLIGHT as u32)
+            .await
+            .expect("permits");
+        let started = std::time::Instant::now();
+        let r = reader.read_within(Duration::from_millis(100)).await;
+        assert!(matches!(r, Err(TokenFileError::TimedOut)), "{r:?}");
+        assert!(started.elapsed() < Duration::from_secs(1));
+        drop(held);
+        assert!(reader.read().await.is_ok());
     }
 
     #[test]

@@ -15,9 +15,11 @@
 //!   [`serve_tcp`], [`serve_unix`], [`bind_unix`], [`ensure_container_token`],
 //!   [`check_bind_address`], [`set_hop_limit`]);
 //! - `routes`: routing, status codes and answers (the security checks live there);
+//! - `host`: the `Host` rule against DNS rebinding ([`AllowedHost`] for `--allow-host`);
 //! - `tokens`: the IMDSv2 session tokens;
 //! - `render`: credential bodies rendered once per credential set and wiped on drop;
-//! - `conn`: accept loop, connection bounds, timeouts and graceful shutdown;
+//! - `conn`: accept loop, connection table (evicting rather than refusing), timeouts and
+//!   graceful shutdown;
 //! - `files`: the unix socket file and the container token file;
 //! - `body`: the one-buffer response body.
 //!
@@ -27,6 +29,7 @@
 pub mod body;
 mod conn;
 mod files;
+mod host;
 mod render;
 mod routes;
 mod tokens;
@@ -36,6 +39,7 @@ use std::future::Future;
 use std::io;
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
@@ -45,8 +49,9 @@ use crate::agent::CredentialSource;
 use crate::config::SessionSettings;
 use routes::{Endpoints, Handler, UnixEndpoints};
 
-pub use conn::set_hop_limit;
+pub use conn::{set_hop_limit, set_listener_hop_limit};
 pub use files::{bind_unix, ensure_container_token};
+pub use host::AllowedHost;
 pub use tokens::{MAX_TOKENS, MAX_TTL_SECONDS};
 
 /// The Go helper's default port for `serve`.
@@ -57,7 +62,10 @@ pub const DEFAULT_HOP_LIMIT: u8 = 64;
 /// Resource bounds for one listener.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limits {
-    /// Connections served at once; further clients wait in the listen backlog.
+    /// Connections open at once (per uid on the unix socket). Accept never waits: a new
+    /// connection beyond it closes the least recently active one (idle keep-alive, silent or
+    /// slow head). The process needs about this many file descriptors per listener, plus a
+    /// few.
     pub max_connections: usize,
     /// Time from a request's first byte (or from accept) to its complete head.
     pub header_read_timeout: Duration,
@@ -67,6 +75,11 @@ pub struct Limits {
     pub max_head_bytes: usize,
     /// After shutdown, how long in-flight requests get before their connections are closed.
     pub shutdown_grace: Duration,
+    /// A connection older than this answers its next request with `Connection: close`, and
+    /// is closed if idle: a holder cannot keep a slot forever by sending a request now and then.
+    pub max_connection_lifetime: Duration,
+    /// Requests on one connection; the last one is answered with `Connection: close`.
+    pub max_requests_per_connection: u32,
 }
 
 impl Default for Limits {
@@ -77,7 +90,28 @@ impl Default for Limits {
             keep_alive_timeout: Duration::from_secs(60),
             max_head_bytes: 16 * 1024,
             shutdown_grace: Duration::from_secs(5),
+            max_connection_lifetime: Duration::from_secs(300),
+            max_requests_per_connection: 1000,
         }
+    }
+}
+
+/// Counters the endpoints keep (read them with the accessors, e.g. for a metrics page).
+#[derive(Debug, Default)]
+pub struct ServerStats {
+    pub(crate) refused_host: AtomicU64,
+    pub(crate) evicted_connections: AtomicU64,
+}
+
+impl ServerStats {
+    /// Requests refused because their `Host` did not name the agent (DNS rebinding).
+    pub fn refused_host(&self) -> u64 {
+        self.refused_host.load(Ordering::Relaxed)
+    }
+
+    /// Connections closed to make room for a new one when the table was full.
+    pub fn evicted_connections(&self) -> u64 {
+        self.evicted_connections.load(Ordering::Relaxed)
     }
 }
 
@@ -96,6 +130,10 @@ pub struct ServerConfig {
     /// Enables `GET /v1/credentials`, authorised by this file's content.
     pub container_token_file: Option<PathBuf>,
     pub limits: Limits,
+    /// Names besides the agent's own that requests may carry in `Host` (`--allow-host`).
+    pub allowed_hosts: Vec<AllowedHost>,
+    /// Updated by the server; keep a clone of the `Arc` to read it.
+    pub stats: Arc<ServerStats>,
 }
 
 impl ServerConfig {
@@ -115,6 +153,8 @@ impl ServerConfig {
             hop_limit,
             container_token_file,
             limits: Limits::default(),
+            allowed_hosts: Vec::new(),
+            stats: Arc::default(),
         }
     }
 }
@@ -179,13 +219,15 @@ pub struct UnixConfig {
     /// A client whose `X-Identity-Key` differs gets 404 and runs its own CreateSession.
     pub identity_key: IdentityKey,
     pub limits: Limits,
+    /// Updated by the server; keep a clone of the `Arc` to read it.
+    pub stats: Arc<ServerStats>,
 }
 
 impl From<IdentityKey> for UnixConfig {
     fn from(identity_key: IdentityKey) -> Self {
         UnixConfig {
             identity_key,
-            limits: Limits::default(),
+            ..UnixConfig::default()
         }
     }
 }
@@ -197,6 +239,10 @@ pub enum ServerError {
         "refusing to listen on {0}: it is not a loopback address and would expose credentials to other hosts (allow it explicitly to override)"
     )]
     NotLoopback(IpAddr),
+    #[error(
+        "refusing to put the socket in {}: the directory is writable by every user and has no sticky bit (mode {mode:o}), so another user could replace the socket", dir.display()
+    )]
+    UnsafeSocketDir { dir: PathBuf, mode: u32 },
 }
 
 impl ServerError {
@@ -206,7 +252,20 @@ impl ServerError {
             ServerError::NotLoopback(_) => Some(
                 "bind 127.0.0.1 or ::1 (the default), or pass --allow-non-loopback if every host that can reach this address may read the credentials".into(),
             ),
+            ServerError::UnsafeSocketDir { dir, .. } => Some(format!(
+                "pass a --socket in a directory only you can write (the default is under $XDG_RUNTIME_DIR), or `chmod o-w {}`",
+                dir.display()
+            )),
         }
+    }
+}
+
+/// Refuses a socket path whose directory other users can write without the sticky bit
+/// ([`bind_unix`] refuses it too; this gives the configuration error before anything starts).
+pub fn check_socket_dir(path: &std::path::Path) -> Result<(), ServerError> {
+    match files::unsafe_socket_dir(path) {
+        Some((dir, mode)) => Err(ServerError::UnsafeSocketDir { dir, mode }),
+        None => Ok(()),
     }
 }
 
@@ -228,14 +287,17 @@ pub fn check_bind_address(addr: IpAddr, allow_non_loopback: bool) -> Result<(), 
 
 /// The TCP routes as an axum router, for embedding. Connection bounds, timeouts and the hop
 /// limit are the server's job: [`serve_tcp`] applies them, a caller serving this router
-/// itself must too.
+/// itself must too. The router does not know the listener's port, so the `Host` rule accepts
+/// the loopback names with any port.
 pub fn router(source: Arc<dyn CredentialSource>, config: Arc<ServerConfig>) -> axum::Router {
-    let endpoints = Arc::new(Endpoints::new(source, config));
+    let endpoints = Arc::new(Endpoints::new(source, config, None));
     axum::Router::new().fallback(move |req: axum::extract::Request| {
         let endpoints = endpoints.clone();
         async move {
-            endpoints
-                .respond(req.method(), req.uri().path(), req.headers())
+            let (head, _body) = req.into_parts();
+            Handler::respond(&endpoints, &head)
+                .into_response()
+                .await
                 .map(axum::body::Body::new)
         }
     })
@@ -244,8 +306,10 @@ pub fn router(source: Arc<dyn CredentialSource>, config: Arc<ServerConfig>) -> a
 /// Serves the TCP routes on `listener` until `shutdown` resolves; then stops accepting, lets
 /// in-flight requests finish within [`Limits::shutdown_grace`], and returns.
 ///
-/// Fails at once if `config.hop_limit` is 0. The listener's address is not checked here
-/// (see [`check_bind_address`]).
+/// The hop limit goes on the listening socket (so the SYN-ACK carries it) and on each
+/// accepted one. Fails at once if `config.hop_limit` is 0 or cannot be set. The listener's
+/// address is not checked here (see [`check_bind_address`]); it is what the `Host` rule
+/// accepts besides the loopback names.
 pub async fn serve_tcp(
     listener: TcpListener,
     source: Arc<dyn CredentialSource>,
@@ -258,13 +322,15 @@ pub async fn serve_tcp(
             "the hop limit must be 1..=255",
         ));
     }
-    let limits = config.limits;
+    set_listener_hop_limit(&listener, config.hop_limit)?;
+    let bound = listener.local_addr()?;
+    let (limits, stats) = (config.limits, config.stats.clone());
     let acceptor = conn::Tcp {
         listener,
         hop_limit: config.hop_limit,
     };
-    let endpoints = Arc::new(Endpoints::new(source, config));
-    conn::serve(acceptor, endpoints, limits, shutdown).await
+    let endpoints = Arc::new(Endpoints::new(source, config, Some(bound)));
+    conn::serve(acceptor, endpoints, limits, stats, shutdown).await
 }
 
 /// Serves the unix socket routes on `listener` (made by [`bind_unix`]) until `shutdown`
@@ -278,7 +344,14 @@ pub async fn serve_unix(
 ) -> io::Result<()> {
     let config = config.into();
     let endpoints = Arc::new(UnixEndpoints::new(source, config.identity_key));
-    conn::serve(conn::Unix { listener }, endpoints, config.limits, shutdown).await
+    conn::serve(
+        conn::Unix { listener },
+        endpoints,
+        config.limits,
+        config.stats,
+        shutdown,
+    )
+    .await
 }
 
 #[cfg(test)]

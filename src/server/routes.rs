@@ -2,24 +2,33 @@
 //! health probe on TCP ([`Endpoints`]), and the process-credentials route on the unix socket
 //! ([`UnixEndpoints`]).
 //!
-//! Handlers are synchronous: credentials come from memory ([`CredentialSource`]) and bodies
-//! from [`RenderCache`], so a request never waits on the network, a file lock or an await
-//! point while holding a lock. Only the container route touches the disk (the token file,
-//! a few dozen bytes read per request so rotation takes effect at once).
+//! Handlers answer at once ([`Answer::Now`]): credentials come from memory
+//! ([`CredentialSource`]) and bodies from [`RenderCache`], so a request never waits on the
+//! network, a file lock or an await point while holding a lock. Only the container route
+//! touches the disk (the token file, read per request so rotation takes effect at once), and
+//! it does so on the blocking pool with a time bound ([`Answer::Later`]): a FIFO or a hung
+//! network file system in its place must not stall the one runtime thread.
 //!
-//! Order of checks on every request: `X-Forwarded-For` (403), route (404), method (405),
-//! authentication (401), then the answer. Header values and tokens are never logged.
+//! Order of checks on every TCP request: `X-Forwarded-For` (403), `Host` (403, see
+//! [`HostPolicy`]), route (404), method (405), authentication (401), then the answer. Header
+//! values and tokens are never logged.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use hyper::body::Bytes;
 use hyper::header::{ALLOW, AUTHORIZATION, CONTENT_TYPE, HeaderName, HeaderValue};
+use hyper::http::request::Parts;
 use hyper::{HeaderMap, Method, Response, StatusCode};
 use time::OffsetDateTime;
+use zeroize::Zeroizing;
 
 use super::body::Payload;
-use super::files::read_container_token;
+use super::files::{TokenFileError, TokenReader};
+use super::host::{self, HostPolicy, Refusal};
 use super::render::{RenderCache, RenderContext, Rendered};
 use super::tokens::{MAX_TTL_SECONDS, TokenStore, ceil_seconds, parse_ttl};
 use super::{IdentityKey, ServerConfig};
@@ -37,9 +46,26 @@ const JSON: HeaderValue = HeaderValue::from_static("application/json");
 const CREDS_PREFIX: &str = "/latest/meta-data/iam/security-credentials";
 const CREDS_EXT_PREFIX: &str = "/latest/meta-data/iam/security-credentials-extended";
 
-/// Something that answers a request from its head alone (no endpoint reads a body).
+/// An answer: ready now (every route but one), or after a bounded wait off the runtime
+/// thread (the container route's token file read).
+pub(crate) enum Answer {
+    Now(Response<Payload>),
+    Later(Pin<Box<dyn Future<Output = Response<Payload>> + Send>>),
+}
+
+impl Answer {
+    pub(crate) async fn into_response(self) -> Response<Payload> {
+        match self {
+            Answer::Now(r) => r,
+            Answer::Later(f) => f.await,
+        }
+    }
+}
+
+/// Something that answers a request from its head alone (no endpoint reads a body). An
+/// associated function on `Arc<Self>` so a later answer can own the handler.
 pub(crate) trait Handler: Send + Sync + 'static {
-    fn respond(&self, method: &Method, path: &str, headers: &HeaderMap) -> Response<Payload>;
+    fn respond(this: &Arc<Self>, head: &Parts) -> Answer;
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -209,6 +235,8 @@ fn health(
 pub(crate) struct Endpoints {
     source: Arc<dyn CredentialSource>,
     config: Arc<ServerConfig>,
+    hosts: HostPolicy,
+    token_file: Option<TokenReader>,
     tokens: TokenStore,
     rendered: RenderCache,
     role_name: Bytes,
@@ -217,11 +245,18 @@ pub(crate) struct Endpoints {
 }
 
 impl Endpoints {
-    pub(crate) fn new(source: Arc<dyn CredentialSource>, config: Arc<ServerConfig>) -> Self {
+    /// `bound` is the listener's address, for the `Host` rule (`None` when unknown).
+    pub(crate) fn new(
+        source: Arc<dyn CredentialSource>,
+        config: Arc<ServerConfig>,
+        bound: Option<std::net::SocketAddr>,
+    ) -> Self {
         let role_name = Bytes::from(config.role_name.clone());
         let region = Bytes::from(config.region.clone());
         let availability_zone = Bytes::from(format!("{}a", config.region));
         Endpoints {
+            hosts: HostPolicy::new(bound, &config.allowed_hosts),
+            token_file: config.container_token_file.as_deref().map(TokenReader::new),
             source,
             config,
             tokens: TokenStore::default(),
@@ -341,29 +376,43 @@ impl Endpoints {
         r
     }
 
-    fn container(&self, headers: &HeaderMap) -> Response<Payload> {
-        let unauthorized =
-            |message: &str| json_error(StatusCode::UNAUTHORIZED, "Unauthorized", message);
-        let Some(path) = self.config.container_token_file.as_deref() else {
-            return not_found("/v1/credentials");
+    /// The container route: the Authorization header is taken now, the token file is read
+    /// off the runtime thread (bounded), then the answer comes from memory.
+    fn container(this: &Arc<Self>, headers: &HeaderMap) -> Answer {
+        let Some(reader) = this.token_file.clone() else {
+            return Answer::Now(not_found("/v1/credentials"));
         };
         let Some(presented) = headers.get(AUTHORIZATION) else {
-            return unauthorized("the Authorization header is missing");
+            return Answer::Now(unauthorized("the Authorization header is missing"));
         };
-        let expected = match read_container_token(path) {
-            Ok(t) if !t.is_empty() => t,
-            Ok(_) => {
-                tracing::warn!(path = %path.display(), "container: the authorization token file is empty; refusing every request");
-                return unauthorized("the authorization token does not match");
-            }
-            Err(e) => {
-                tracing::warn!(path = %path.display(), error = %e, "container: cannot read the authorization token file");
-                return unauthorized("the authorization token does not match");
-            }
-        };
-        if aws_lc_rs::constant_time::verify_slices_are_equal(presented.as_bytes(), &expected)
-            .is_err()
-        {
+        let presented = Zeroizing::new(presented.as_bytes().to_vec());
+        let this = this.clone();
+        Answer::Later(Box::pin(async move {
+            let expected = match reader.read().await {
+                Ok(t) if !t.is_empty() => t,
+                Ok(_) => {
+                    tracing::warn!(path = %reader.path().display(), "container: the authorization token file is empty; refusing every request");
+                    return unauthorized("the authorization token does not match");
+                }
+                Err(e @ TokenFileError::TimedOut) => {
+                    tracing::warn!(path = %reader.path().display(), error = %e, "container: the authorization token file could not be read in time");
+                    return json_error(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "ServiceUnavailable",
+                        "the authorization token file could not be read in time",
+                    );
+                }
+                Err(e) => {
+                    tracing::warn!(path = %reader.path().display(), error = %e, "container: cannot read the authorization token file");
+                    return unauthorized("the authorization token does not match");
+                }
+            };
+            this.container_answer(&presented, &expected)
+        }))
+    }
+
+    fn container_answer(&self, presented: &[u8], expected: &[u8]) -> Response<Payload> {
+        if aws_lc_rs::constant_time::verify_slices_are_equal(presented, expected).is_err() {
             tracing::debug!("container: refused a request with a wrong authorization token");
             return unauthorized("the authorization token does not match");
         }
@@ -379,31 +428,63 @@ impl Endpoints {
             }
         }
     }
+
+    /// The `Host` rule (DNS rebinding): refused requests are counted, and logged with the
+    /// client's value escaped (a few at info, the rest at debug, so a page cannot flood the
+    /// log).
+    fn refuse_host(&self, why: Refusal, head: &Parts) -> Response<Payload> {
+        let n = self
+            .config
+            .stats
+            .refused_host
+            .fetch_add(1, Ordering::Relaxed)
+            + 1;
+        let host = host::loggable(&head.headers);
+        if n <= 10 || n.is_power_of_two() {
+            tracing::info!(refused = n, host = %host, rule = ?why, "server: refused a request whose Host does not name the agent (DNS rebinding protection)");
+        } else {
+            tracing::debug!(refused = n, host = %host, rule = ?why, "server: refused a request whose Host does not name the agent");
+        }
+        json_error(StatusCode::FORBIDDEN, "Forbidden", why.message())
+    }
+}
+
+fn unauthorized(message: &str) -> Response<Payload> {
+    json_error(StatusCode::UNAUTHORIZED, "Unauthorized", message)
 }
 
 impl Handler for Endpoints {
-    fn respond(&self, method: &Method, path: &str, headers: &HeaderMap) -> Response<Payload> {
-        let (route, r) = if headers.contains_key(FORWARDED_FOR) {
-            ("refused-proxied", forbidden(path))
+    fn respond(this: &Arc<Self>, head: &Parts) -> Answer {
+        let (method, path, headers) = (&head.method, head.uri.path(), &head.headers);
+        let (route, answer) = if headers.contains_key(FORWARDED_FOR) {
+            ("refused-proxied", Answer::Now(forbidden(path)))
+        } else if let Err(why) = this.hosts.check(head) {
+            ("refused-host", Answer::Now(this.refuse_host(why, head)))
         } else {
-            let route = self.route(path);
-            let r = if route == Route::NotFound {
-                not_found(path)
+            let route = this.route(path);
+            let answer = if route == Route::NotFound {
+                Answer::Now(not_found(path))
             } else if *method != route.allowed() {
-                method_not_allowed(path, route.allowed())
+                Answer::Now(method_not_allowed(path, route.allowed()))
             } else {
                 match route {
-                    Route::Token => self.issue_token(headers),
-                    Route::Container => self.container(headers),
-                    Route::Health => health(self.source.as_ref(), &self.rendered, &self.ctx()),
-                    _ => self.imds_get(route, headers),
+                    Route::Token => Answer::Now(this.issue_token(headers)),
+                    Route::Container => Endpoints::container(this, headers),
+                    Route::Health => {
+                        Answer::Now(health(this.source.as_ref(), &this.rendered, &this.ctx()))
+                    }
+                    _ => Answer::Now(this.imds_get(route, headers)),
                 }
             };
-            (route.name(), r)
+            (route.name(), answer)
         };
         // The route's name, not the path: it is what matters and cannot carry client data.
-        tracing::trace!(%method, route, status = r.status().as_u16(), "server: answered");
-        r
+        if let Answer::Now(r) = &answer {
+            tracing::trace!(%method, route, status = r.status().as_u16(), "server: answered");
+        } else {
+            tracing::trace!(%method, route, "server: answering off the runtime thread");
+        }
+        answer
     }
 }
 
@@ -440,7 +521,11 @@ impl UnixEndpoints {
 }
 
 impl Handler for UnixEndpoints {
-    fn respond(&self, method: &Method, path: &str, headers: &HeaderMap) -> Response<Payload> {
+    // Security: no `Host` rule here. A unix socket is not reachable by a browser (no page can
+    // make a request to it, rebinding or not), and its clients are this agent's own
+    // `credential-process`, which checks the socket's owner.
+    fn respond(this: &Arc<Self>, head: &Parts) -> Answer {
+        let (method, path, headers) = (&head.method, head.uri.path(), &head.headers);
         let r = if headers.contains_key(FORWARDED_FOR) {
             forbidden(path)
         } else {
@@ -449,13 +534,13 @@ impl Handler for UnixEndpoints {
                     method_not_allowed(path, Method::GET)
                 }
                 "/v1/process-credentials" => {
-                    if !self.identity_matches(headers) {
+                    if !this.identity_matches(headers) {
                         json_value(
                             StatusCode::NOT_FOUND,
                             &serde_json::json!({ "message": "this agent serves another identity" }),
                         )
                     } else {
-                        match current(self.source.as_ref(), &self.rendered, &self.ctx()) {
+                        match current(this.source.as_ref(), &this.rendered, &this.ctx()) {
                             Ok(rendered) => {
                                 credential_body(StatusCode::OK, JSON, &rendered.process)
                             }
@@ -468,11 +553,11 @@ impl Handler for UnixEndpoints {
                     }
                 }
                 "/healthz" if *method != Method::GET => method_not_allowed(path, Method::GET),
-                "/healthz" => health(self.source.as_ref(), &self.rendered, &self.ctx()),
+                "/healthz" => health(this.source.as_ref(), &this.rendered, &this.ctx()),
                 _ => not_found(path),
             }
         };
         tracing::trace!(%method, path, status = r.status().as_u16(), "server: answered on the unix socket");
-        r
+        Answer::Now(r)
     }
 }

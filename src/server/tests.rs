@@ -58,27 +58,53 @@ fn config() -> ServerConfig {
         hop_limit: DEFAULT_HOP_LIMIT,
         container_token_file: None,
         limits: Limits::default(),
+        allowed_hosts: Vec::new(),
+        stats: Arc::default(),
     }
 }
 
-fn endpoints(source: Arc<FakeSource>, config: ServerConfig) -> Endpoints {
-    Endpoints::new(source, Arc::new(config))
+/// The listener the route tests pretend to be on (for the `Host` rule).
+const BOUND: &str = "127.0.0.1:9911";
+
+fn endpoints(source: Arc<FakeSource>, config: ServerConfig) -> Arc<Endpoints> {
+    let bound = BOUND.parse().expect("addr");
+    Arc::new(Endpoints::new(source, Arc::new(config), Some(bound)))
 }
 
-fn call(
-    h: &impl Handler,
+/// One request as the connection would hand it over, with `Host: 127.0.0.1:9911` unless
+/// `headers` name a Host themselves.
+fn call<H: Handler>(
+    h: &Arc<H>,
     method: Method,
     path: &str,
     headers: &[(&str, &str)],
 ) -> hyper::Response<Payload> {
     let mut map = HeaderMap::new();
+    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+        map.insert(hyper::header::HOST, HeaderValue::from_static(BOUND));
+    }
     for (k, v) in headers {
         map.append(
             HeaderName::from_bytes(k.as_bytes()).expect("name"),
             HeaderValue::from_str(v).expect("value"),
         );
     }
-    h.respond(&method, path, &map)
+    let mut head = hyper::Request::builder()
+        .method(method)
+        .uri(path)
+        .body(())
+        .expect("request")
+        .into_parts()
+        .0;
+    head.headers = map;
+    match H::respond(h, &head) {
+        routes::Answer::Now(r) => r,
+        routes::Answer::Later(f) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime")
+            .block_on(f),
+    }
 }
 
 fn body(r: &hyper::Response<Payload>) -> String {
@@ -89,7 +115,7 @@ fn header<'a>(r: &'a hyper::Response<Payload>, name: &str) -> Option<&'a str> {
     r.headers().get(name).and_then(|v| v.to_str().ok())
 }
 
-fn token(h: &Endpoints, ttl: &str) -> String {
+fn token(h: &Arc<Endpoints>, ttl: &str) -> String {
     let r = call(
         h,
         Method::PUT,
@@ -526,7 +552,7 @@ fn healthz_shows_expiration_only() {
 fn unix_socket_routes_check_the_identity_key() {
     let source = FakeSource::valid();
     let key = IdentityKey::new("ABCDEF0123");
-    let h = UnixEndpoints::new(source.clone(), key.clone());
+    let h = Arc::new(UnixEndpoints::new(source.clone(), key.clone()));
     for presented in ["abcdef0123", "ABCDEF0123"] {
         let r = call(
             &h,
@@ -605,7 +631,10 @@ fn unix_socket_routes_check_the_identity_key() {
 
 #[test]
 fn an_empty_identity_key_matches_nothing() {
-    let h = UnixEndpoints::new(FakeSource::valid(), IdentityKey::new(""));
+    let h = Arc::new(UnixEndpoints::new(
+        FakeSource::valid(),
+        IdentityKey::new(""),
+    ));
     let r = call(
         &h,
         Method::GET,
@@ -665,6 +694,8 @@ fn default_limits_match_the_documented_values() {
     assert_eq!(l.keep_alive_timeout, Duration::from_secs(60));
     assert_eq!(l.max_head_bytes, 16 * 1024);
     assert_eq!(l.shutdown_grace, Duration::from_secs(5));
+    assert_eq!(l.max_connection_lifetime, Duration::from_secs(300));
+    assert_eq!(l.max_requests_per_connection, 1000);
 }
 
 #[tokio::test]
@@ -674,6 +705,7 @@ async fn the_axum_router_answers_like_the_server() {
     let put = hyper::Request::builder()
         .method("PUT")
         .uri("/latest/api/token")
+        .header("host", "localhost:8080")
         .header("x-aws-ec2-metadata-token-ttl-seconds", "60")
         .body(axum::body::Body::empty())
         .expect("request");
@@ -684,6 +716,7 @@ async fn the_axum_router_answers_like_the_server() {
         .expect("body");
     let get = hyper::Request::builder()
         .uri("/latest/meta-data/iam/security-credentials/app-role")
+        .header("host", "127.0.0.1")
         .header("x-aws-ec2-metadata-token", &t[..])
         .body(axum::body::Body::empty())
         .expect("request");
@@ -695,10 +728,86 @@ async fn the_axum_router_answers_like_the_server() {
     assert!(String::from_utf8_lossy(&b).contains(SESSION));
     let nowhere = hyper::Request::builder()
         .uri("/nowhere")
+        .header("host", "localhost")
         .body(axum::body::Body::empty())
         .expect("request");
     assert_eq!(
-        app.oneshot(nowhere).await.expect("infallible").status(),
+        app.clone()
+            .oneshot(nowhere)
+            .await
+            .expect("infallible")
+            .status(),
         404
     );
+    let rebound = hyper::Request::builder()
+        .uri("/healthz")
+        .header("host", "evil.example:8080")
+        .body(axum::body::Body::empty())
+        .expect("request");
+    assert_eq!(
+        app.oneshot(rebound).await.expect("infallible").status(),
+        403
+    );
+}
+
+#[test]
+fn a_foreign_host_is_refused_before_routing_and_counted() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, "container-secret").expect("write");
+    let cfg = ServerConfig {
+        container_token_file: Some(token_file),
+        allowed_hosts: vec!["agent.internal".parse().expect("valid")],
+        ..config()
+    };
+    let stats = cfg.stats.clone();
+    let h = endpoints(FakeSource::valid(), cfg);
+    let t = token(&h, "600");
+    let auth = [
+        ("x-aws-ec2-metadata-token", t.as_str()),
+        ("x-aws-ec2-metadata-token-ttl-seconds", "60"),
+        ("authorization", "container-secret"),
+    ];
+    let routes = [
+        (Method::PUT, "/latest/api/token"),
+        (Method::GET, "/latest/meta-data/iam/security-credentials/"),
+        (
+            Method::GET,
+            "/latest/meta-data/iam/security-credentials/app-role",
+        ),
+        (Method::GET, "/latest/meta-data/placement/region"),
+        (Method::GET, "/v1/credentials"),
+        (Method::GET, "/healthz"),
+        (Method::GET, "/nowhere"),
+        (Method::DELETE, "/healthz"),
+    ];
+    for (method, path) in &routes {
+        let mut headers = auth.to_vec();
+        headers.push(("host", "evil.example:9911"));
+        let r = call(&h, method.clone(), path, &headers);
+        assert_eq!(r.status(), 403, "{method} {path}");
+        assert_eq!(header(&r, "content-type"), Some("application/json"));
+        let v: serde_json::Value = serde_json::from_str(&body(&r)).expect("json");
+        assert_eq!(v["code"], "Forbidden");
+        assert!(v["message"].as_str().is_some_and(|m| m.contains("Host")));
+        assert!(
+            !body(&r).contains("evil"),
+            "the client's value is not echoed"
+        );
+        // X-Forwarded-For still comes first (its own 403).
+        headers.push(("x-forwarded-for", "10.0.0.1"));
+        let r = call(&h, method.clone(), path, &headers);
+        assert_eq!(r.status(), 403);
+        assert!(body(&r).contains("proxy") || body(&r) == "Forbidden");
+    }
+    assert_eq!(stats.refused_host(), routes.len() as u64);
+    for host in ["agent.internal", "AGENT.internal.:9911", "localhost:9911"] {
+        let mut headers = auth.to_vec();
+        headers.push(("host", host));
+        let r = call(&h, Method::GET, "/healthz", &headers);
+        assert_eq!(r.status(), 200, "{host}");
+        let r = call(&h, Method::GET, "/v1/credentials", &headers);
+        assert_eq!(r.status(), 200, "{host}");
+    }
+    assert_eq!(stats.refused_host(), routes.len() as u64);
 }

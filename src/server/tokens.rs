@@ -1,6 +1,7 @@
 //! IMDSv2 session tokens: issued by `PUT /latest/api/token`, required on every metadata GET.
 //!
-//! At most [`MAX_TOKENS`] are live; issuing one more evicts the oldest, and each expires
+//! At most [`MAX_TOKENS`] are live; issuing one more evicts the one that expires soonest (so
+//! a flood of 1-second tokens evicts its own, never a client's 6-hour token), and each expires
 //! after the TTL it was asked for. Token values never reach a log line, not even on eviction
 //! (the Go helper logs evicted tokens).
 
@@ -20,7 +21,7 @@ const TOKEN_BYTES: usize = 32;
 
 struct Entry {
     expires: Instant,
-    /// Issue order, for evicting the oldest.
+    /// Issue order: among tokens expiring at the same instant, the oldest goes first.
     seq: u64,
 }
 
@@ -61,12 +62,14 @@ impl TokenStore {
         inner.live.retain(|_, e| e.expires > now);
         let mut evicted = 0usize;
         while inner.live.len() >= MAX_TOKENS {
-            let oldest = inner
+            // Security: the soonest-expiring, not the oldest. A local process can issue tokens
+            // as fast as it likes; it must not be able to push out a client's long-lived one.
+            let soonest = inner
                 .live
                 .iter()
-                .min_by_key(|(_, e)| e.seq)
+                .min_by_key(|(_, e)| (e.expires, e.seq))
                 .map(|(k, _)| *k);
-            match oldest {
+            match soonest {
                 Some(k) => {
                     inner.live.remove(&k);
                     evicted += 1;
@@ -87,7 +90,11 @@ impl TokenStore {
         drop(inner);
         if evicted > 0 {
             // The count only: the Go helper printed the evicted token itself.
-            tracing::debug!(evicted, live, "imds: evicted the oldest session token");
+            tracing::debug!(
+                evicted,
+                live,
+                "imds: evicted the soonest-expiring session token"
+            );
         }
         Some(text)
     }
@@ -201,6 +208,33 @@ mod tests {
         assert!(store.check(first.as_bytes(), now).is_none());
         assert!(store.check(second.as_bytes(), now).is_some());
         assert!(store.check(last.as_bytes(), now).is_some());
+    }
+
+    #[test]
+    fn a_flood_of_short_tokens_never_evicts_a_long_one() {
+        let store = TokenStore::default();
+        let now = Instant::now();
+        let long = store.issue(Duration::from_secs(21_600), now).expect("rng");
+        let medium = store.issue(Duration::from_secs(600), now).expect("rng");
+        let mut short = Vec::new();
+        for i in 0..(3 * MAX_TOKENS) {
+            // Issued later, but expiring sooner than the client's tokens.
+            let at = now + Duration::from_millis(i as u64);
+            short.push(store.issue(Duration::from_secs(1), at).expect("rng"));
+        }
+        let at = now + Duration::from_millis(3 * MAX_TOKENS as u64 - 1);
+        assert_eq!(store.len(), MAX_TOKENS);
+        assert!(
+            store.check(long.as_bytes(), at).is_some(),
+            "6-hour token evicted"
+        );
+        assert!(
+            store.check(medium.as_bytes(), at).is_some(),
+            "10-minute token evicted"
+        );
+        // The flood evicted its own earliest tokens.
+        assert!(store.check(short[0].as_bytes(), at).is_none());
+        assert!(store.check(short[short.len() - 1].as_bytes(), at).is_some());
     }
 
     #[test]
