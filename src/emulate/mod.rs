@@ -90,6 +90,13 @@ pub struct EmulateArgs {
     /// Issue credentials valid this long instead of the requested duration (for refresh tests)
     #[arg(long, value_name = "SECONDS")]
     pub credential_lifetime: Option<u32>,
+    /// Answer each accepted CreateSession with a 201 body of this many bytes, sent chunked (a
+    /// broken or hostile endpoint, for the client's response cap tests)
+    #[arg(long, value_name = "BYTES")]
+    pub oversized_body: Option<u64>,
+    /// Answer this Expiration (RFC 3339) whatever the duration asked (for the clamp tests)
+    #[arg(long, value_name = "TIMESTAMP", value_parser = parse_timestamp)]
+    pub answer_expiration: Option<OffsetDateTime>,
     /// Wait this long before answering each CreateSession (a slow service, for tests)
     #[arg(long, value_name = "MS", default_value_t = 0)]
     pub response_delay_ms: u64,
@@ -136,6 +143,10 @@ pub struct EmulateConfig {
     pub fail_after: Option<u64>,
     /// Issue credentials valid this long instead of the requested duration.
     pub credential_lifetime: Option<u32>,
+    /// Answer accepted requests with a chunked 201 body of this many bytes.
+    pub oversized_body: Option<u64>,
+    /// Answer this expiration instead of now plus the lifetime.
+    pub answer_expiration: Option<OffsetDateTime>,
     /// Delay before each answer.
     pub response_delay: std::time::Duration,
     /// Append a JSON line per request to this file.
@@ -153,6 +164,8 @@ impl EmulateConfig {
             fail_status: 503,
             fail_after: None,
             credential_lifetime: None,
+            oversized_body: None,
+            answer_expiration: None,
             response_delay: std::time::Duration::ZERO,
             request_log: None,
             clock: Clock::System,
@@ -246,6 +259,8 @@ pub async fn start(
         fail_status: config.fail_status,
         fail_after: config.fail_after,
         credential_lifetime: config.credential_lifetime,
+        oversized_body: config.oversized_body,
+        answer_expiration: config.answer_expiration,
         response_delay: config.response_delay,
         clock: config.clock,
         requests: requests.clone(),
@@ -258,6 +273,12 @@ pub async fn start(
         requests,
         task,
     })
+}
+
+/// `--answer-expiration`: an RFC 3339 timestamp.
+fn parse_timestamp(value: &str) -> Result<OffsetDateTime, String> {
+    OffsetDateTime::parse(value, &time::format_description::well_known::Rfc3339)
+        .map_err(|_| format!("'{value}' is not an RFC 3339 timestamp (2099-01-01T00:00:00Z)"))
 }
 
 /// `--bind`: an IP address or `localhost`, loopback only.
@@ -354,6 +375,8 @@ pub async fn run(
         fail_status: args.fail_status,
         fail_after: args.fail_after,
         credential_lifetime: args.credential_lifetime,
+        oversized_body: args.oversized_body,
+        answer_expiration: args.answer_expiration,
         response_delay: std::time::Duration::from_millis(args.response_delay_ms),
         request_log: args.request_log.clone(),
         clock: Clock::System,
