@@ -524,6 +524,20 @@ mod tests {
         assert!(cache.load(&key(), NOW).is_none());
     }
 
+    #[cfg(unix)]
+    #[test]
+    fn an_entry_of_exactly_the_size_cap_loads_and_one_byte_more_does_not() {
+        let (_tmp, cache) = cache();
+        let good = r#"{"version":1,"access_key_id":"A","secret_access_key":"S","session_token":"T","expiration":"2030-01-01T13:00:00Z"}"#;
+        // Trailing white space is valid JSON: pad to the cap exactly.
+        let padded = good.to_string() + &" ".repeat(MAX_ENTRY_BYTES as usize - good.len());
+        assert_eq!(padded.len() as u64, MAX_ENTRY_BYTES);
+        write_entry(&cache, &padded);
+        assert!(cache.load(&key(), NOW).is_some(), "exactly the cap");
+        write_entry(&cache, &format!("{padded} "));
+        assert!(cache.load(&key(), NOW).is_none(), "one byte over");
+    }
+
     #[test]
     fn oversized_entries_are_ignored() {
         let (_tmp, cache) = cache();
