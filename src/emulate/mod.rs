@@ -97,6 +97,10 @@ pub struct EmulateArgs {
     /// Answer this Expiration (RFC 3339) whatever the duration asked (for the clamp tests)
     #[arg(long, value_name = "TIMESTAMP", value_parser = parse_timestamp)]
     pub answer_expiration: Option<OffsetDateTime>,
+    /// Run the service's clock this many seconds ahead of the system clock (negative: behind),
+    /// to see how clients report clock skew
+    #[arg(long, value_name = "SECONDS", allow_negative_numbers = true)]
+    pub clock_offset: Option<i64>,
     /// Wait this long before answering each CreateSession (a slow service, for tests)
     #[arg(long, value_name = "MS", default_value_t = 0)]
     pub response_delay_ms: u64,
@@ -116,6 +120,8 @@ pub enum Clock {
     System,
     /// A fixed instant, to replay recorded requests.
     Fixed(OffsetDateTime),
+    /// The system clock set off by this much (a service whose clock disagrees with ours).
+    Offset(time::Duration),
 }
 
 impl Clock {
@@ -124,6 +130,7 @@ impl Clock {
         match self {
             Clock::System => OffsetDateTime::now_utc(),
             Clock::Fixed(at) => *at,
+            Clock::Offset(by) => OffsetDateTime::now_utc() + *by,
         }
     }
 }
@@ -379,7 +386,10 @@ pub async fn run(
         answer_expiration: args.answer_expiration,
         response_delay: std::time::Duration::from_millis(args.response_delay_ms),
         request_log: args.request_log.clone(),
-        clock: Clock::System,
+        clock: match args.clock_offset {
+            Some(seconds) => Clock::Offset(time::Duration::seconds(seconds)),
+            None => Clock::System,
+        },
     };
     let handle = start(config, listener, shutdown).await?;
     if let Some(path) = &args.ready_file
