@@ -483,6 +483,11 @@ mod slow_signer {
                 "/healthz took {took:?} during a signature: {during:?}"
             );
         }
+        let slowest = during.iter().map(|(_, took)| *took).max().unwrap();
+        eprintln!(
+            "{} /healthz answers during the signature, slowest {slowest:?}",
+            during.len()
+        );
         let _ = stop_tx.send(());
         server.await.unwrap().unwrap();
     }

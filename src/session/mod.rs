@@ -53,7 +53,7 @@ pub enum SessionError {
     TooLarge { endpoint: String, limit: usize },
     #[error("cannot sign the request")]
     Sign(#[from] SignError),
-    #[error("the signature by {key} did not finish within {} s", .after.as_secs())]
+    #[error("the signature by {key} did not finish within {after:?}")]
     SignTimeout { key: String, after: Duration },
     #[error("cannot set up TLS: {0}")]
     Tls(String),
