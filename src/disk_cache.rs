@@ -5,7 +5,7 @@
 //! which honours `XDG_CACHE_HOME`), the cache key ([`CacheKey`]: a hash of everything that
 //! decides which credentials a call returns), and the entry files: one `<key>.json` per key,
 //! mode 0600 in a 0700 directory, replaced atomically. An entry holds only the temporary
-//! credentials, never the certificate or the private key.
+//! credentials and the time they were obtained, never the certificate or the private key.
 //!
 //! Anything unexpected about an entry (missing, corrupt, another version, another owner,
 //! readable by others, expired) makes [`DiskCache::load`] return `None` so the caller simply
@@ -32,7 +32,7 @@ const FORMAT_VERSION: u32 = 1;
 const MAX_ENTRY_BYTES: u64 = 64 * 1024;
 
 /// Separates this hash from any other SHA-256 of the same inputs; bump with the key layout.
-const KEY_DOMAIN: &[u8] = b"rolesanywhere-agent disk cache key v1\0";
+const KEY_DOMAIN: &[u8] = b"rolesanywhere-agent disk cache key v2\0";
 
 /// The cache: a directory of entry files.
 #[derive(Debug, Clone)]
@@ -48,8 +48,12 @@ pub struct CacheKey(String);
 
 impl CacheKey {
     #[allow(clippy::too_many_arguments)]
+    /// `key_material` names the private key's source and, for a key held in a file, a
+    /// variable or standard input, a digest of its bytes (see `credential_process`), so a
+    /// changed or missing key is a different key, never a hit.
     pub fn new(
         cert_sha256_fingerprint: &str,
+        key_material: &str,
         trust_anchor_arn: &str,
         profile_arn: &str,
         role_arn: &str,
@@ -66,6 +70,7 @@ impl CacheKey {
         part(KEY_DOMAIN);
         for text in [
             cert_sha256_fingerprint,
+            key_material,
             trust_anchor_arn,
             profile_arn,
             role_arn,
@@ -99,6 +104,8 @@ struct EntryOut<'a> {
     secret_access_key: &'a str,
     session_token: &'a str,
     expiration: String,
+    /// When the credentials were asked for: with `expiration`, their real lifetime.
+    fetched_at: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     role_arn: Option<&'a str>,
 }
@@ -111,8 +118,19 @@ struct EntryIn {
     secret_access_key: String,
     session_token: String,
     expiration: String,
+    /// Missing in entries written before it was added.
+    #[serde(default)]
+    fetched_at: Option<String>,
     #[serde(default)]
     role_arn: Option<String>,
+}
+
+/// Credentials read from the cache.
+#[derive(Debug)]
+pub struct CachedEntry {
+    pub credentials: Credentials,
+    /// When they were asked for; `None` in entries of older versions, which did not say.
+    pub fetched_at: Option<OffsetDateTime>,
 }
 
 impl DiskCache {
@@ -139,7 +157,7 @@ impl DiskCache {
 
     /// The unexpired credentials stored under `key`, or `None` (the reason is logged at
     /// debug level, without any secret).
-    pub fn load(&self, key: &CacheKey, now: OffsetDateTime) -> Option<Credentials> {
+    pub fn load(&self, key: &CacheKey, now: OffsetDateTime) -> Option<CachedEntry> {
         let path = self.path_for(key);
         match read_entry(&path, now) {
             Ok(creds) => Some(creds),
@@ -150,8 +168,14 @@ impl DiskCache {
         }
     }
 
-    /// Stores `creds` under `key`, replacing any previous entry atomically.
-    pub fn store(&self, key: &CacheKey, creds: &Credentials) -> io::Result<()> {
+    /// Stores `creds`, asked for at `fetched_at`, under `key`, replacing any previous entry
+    /// atomically.
+    pub fn store(
+        &self,
+        key: &CacheKey,
+        creds: &Credentials,
+        fetched_at: OffsetDateTime,
+    ) -> io::Result<()> {
         create_private_dir(&self.dir)?;
         tighten_dir(&self.dir)?;
         let entry = EntryOut {
@@ -160,6 +184,8 @@ impl DiskCache {
             secret_access_key: creds.secret_access_key.expose_secret(),
             session_token: creds.session_token.expose_secret(),
             expiration: format_expiration(creds.expiration),
+            // Truncated to the second, so it never lies after the real time.
+            fetched_at: format_expiration(fetched_at),
             role_arn: creds.role_arn.as_deref(),
         };
         // Reserve enough for the worst-case JSON escaping: a growing Vec would leave copies
@@ -187,7 +213,7 @@ impl DiskCache {
 }
 
 /// Reads and checks one entry; the error is a reason for the debug log.
-fn read_entry(path: &Path, now: OffsetDateTime) -> Result<Credentials, String> {
+fn read_entry(path: &Path, now: OffsetDateTime) -> Result<CachedEntry, String> {
     // Refuse symbolic links outright; the owner check after opening covers a link swapped
     // in between the two calls.
     let link = fs::symlink_metadata(path).map_err(|e| describe(&e))?;
@@ -224,12 +250,22 @@ fn read_entry(path: &Path, now: OffsetDateTime) -> Result<Credentials, String> {
     if expiration <= now {
         return Err(format!("expired at {}", format_expiration(expiration)));
     }
-    Ok(Credentials {
-        access_key_id: std::mem::take(&mut entry.access_key_id),
-        secret_access_key: SecretString::from(std::mem::take(&mut entry.secret_access_key)),
-        session_token: SecretString::from(std::mem::take(&mut entry.session_token)),
-        expiration,
-        role_arn: entry.role_arn.take(),
+    let fetched_at = match entry.fetched_at.take() {
+        Some(text) => Some(
+            OffsetDateTime::parse(&text, &Rfc3339)
+                .map_err(|_| "fetched_at is not a timestamp".to_string())?,
+        ),
+        None => None,
+    };
+    Ok(CachedEntry {
+        credentials: Credentials {
+            access_key_id: std::mem::take(&mut entry.access_key_id),
+            secret_access_key: SecretString::from(std::mem::take(&mut entry.secret_access_key)),
+            session_token: SecretString::from(std::mem::take(&mut entry.session_token)),
+            expiration,
+            role_arn: entry.role_arn.take(),
+        },
+        fetched_at,
     })
 }
 
@@ -303,6 +339,7 @@ mod tests {
     use time::macros::datetime;
 
     const NOW: OffsetDateTime = datetime!(2030-01-01 12:00:00 UTC);
+    const FETCHED: OffsetDateTime = datetime!(2030-01-01 11:59:59.75 UTC);
 
     fn creds() -> Credentials {
         Credentials {
@@ -317,6 +354,7 @@ mod tests {
     fn key() -> CacheKey {
         CacheKey::new(
             "ab12",
+            "file key.pem 00ff",
             "arn:aws:rolesanywhere:us-east-1:123456789012:trust-anchor/t",
             "arn:aws:rolesanywhere:us-east-1:123456789012:profile/p",
             "arn:aws:iam::123456789012:role/app",
@@ -343,27 +381,30 @@ mod tests {
     fn round_trip() {
         let (_tmp, cache) = cache();
         assert!(cache.load(&key(), NOW).is_none());
-        cache.store(&key(), &creds()).unwrap();
-        let got = cache.load(&key(), NOW).unwrap();
+        cache.store(&key(), &creds(), FETCHED).unwrap();
+        let entry = cache.load(&key(), NOW).unwrap();
+        // Stored to the second, rounded down.
+        assert_eq!(entry.fetched_at, Some(datetime!(2030-01-01 11:59:59 UTC)));
+        let got = entry.credentials;
         assert_eq!(got.access_key_id, "ASIACACHED");
         assert_eq!(got.secret_access_key.expose_secret(), "cached/secret+key");
         assert_eq!(got.session_token.expose_secret(), "CACHEDTOKEN==");
         assert_eq!(got.expiration, creds().expiration);
         assert_eq!(got.role_arn, creds().role_arn);
         // Another key misses.
-        let other = CacheKey::new("cd34", "", "", "", "", "", 3600, None);
+        let other = CacheKey::new("cd34", "", "", "", "", "", "", 3600, None);
         assert!(cache.load(&other, NOW).is_none());
     }
 
     #[test]
     fn file_layout_holds_only_the_temporary_credentials() {
         let (_tmp, cache) = cache();
-        cache.store(&key(), &creds()).unwrap();
+        cache.store(&key(), &creds(), FETCHED).unwrap();
         let path = cache.dir().join(format!("{}.json", key().as_str()));
         let text = fs::read_to_string(&path).unwrap();
         assert_eq!(
             text,
-            r#"{"version":1,"access_key_id":"ASIACACHED","secret_access_key":"cached/secret+key","session_token":"CACHEDTOKEN==","expiration":"2030-01-01T13:00:00Z","role_arn":"arn:aws:iam::123456789012:role/app"}"#
+            r#"{"version":1,"access_key_id":"ASIACACHED","secret_access_key":"cached/secret+key","session_token":"CACHEDTOKEN==","expiration":"2030-01-01T13:00:00Z","fetched_at":"2030-01-01T11:59:59Z","role_arn":"arn:aws:iam::123456789012:role/app"}"#
         );
         // The only file in the directory: no temp files left over.
         let names: Vec<_> = fs::read_dir(cache.dir())
@@ -383,16 +424,16 @@ mod tests {
         let (_tmp, cache) = cache();
         let mut c = creds();
         c.role_arn = None;
-        cache.store(&key(), &c).unwrap();
+        cache.store(&key(), &c, FETCHED).unwrap();
         let path = cache.dir().join(format!("{}.json", key().as_str()));
         assert!(!fs::read_to_string(&path).unwrap().contains("role_arn"));
-        assert_eq!(cache.load(&key(), NOW).unwrap().role_arn, None);
+        assert_eq!(cache.load(&key(), NOW).unwrap().credentials.role_arn, None);
     }
 
     #[test]
     fn expired_entries_are_ignored() {
         let (_tmp, cache) = cache();
-        cache.store(&key(), &creds()).unwrap();
+        cache.store(&key(), &creds(), FETCHED).unwrap();
         assert!(
             cache
                 .load(&key(), creds().expiration - time::Duration::SECOND)
@@ -445,7 +486,7 @@ mod tests {
     fn entries_others_can_read_or_write_are_ignored() {
         use std::os::unix::fs::PermissionsExt;
         let (_tmp, cache) = cache();
-        cache.store(&key(), &creds()).unwrap();
+        cache.store(&key(), &creds(), FETCHED).unwrap();
         let path = cache.dir().join(format!("{}.json", key().as_str()));
         for loose in [0o644, 0o640, 0o604, 0o660, 0o400, 0o700] {
             fs::set_permissions(&path, fs::Permissions::from_mode(loose)).unwrap();
@@ -459,7 +500,7 @@ mod tests {
     #[test]
     fn entries_owned_by_another_user_are_ignored() {
         let (_tmp, cache) = cache();
-        cache.store(&key(), &creds()).unwrap();
+        cache.store(&key(), &creds(), FETCHED).unwrap();
         let path = cache.dir().join(format!("{}.json", key().as_str()));
         let ours = current_uid().unwrap();
         let other = if ours == 65534 { 65533 } else { 65534 };
@@ -475,7 +516,7 @@ mod tests {
     #[test]
     fn symlinked_entries_are_ignored() {
         let (tmp, cache) = cache();
-        cache.store(&key(), &creds()).unwrap();
+        cache.store(&key(), &creds(), FETCHED).unwrap();
         let path = cache.dir().join(format!("{}.json", key().as_str()));
         let elsewhere = tmp.path().join("elsewhere.json");
         fs::rename(&path, &elsewhere).unwrap();
@@ -483,23 +524,40 @@ mod tests {
         assert!(cache.load(&key(), NOW).is_none());
     }
 
+    #[cfg(unix)]
+    #[test]
+    fn an_entry_of_exactly_the_size_cap_loads_and_one_byte_more_does_not() {
+        let (_tmp, cache) = cache();
+        let good = r#"{"version":1,"access_key_id":"A","secret_access_key":"S","session_token":"T","expiration":"2030-01-01T13:00:00Z"}"#;
+        // Trailing white space is valid JSON: pad to the cap exactly.
+        let padded = good.to_string() + &" ".repeat(MAX_ENTRY_BYTES as usize - good.len());
+        assert_eq!(padded.len() as u64, MAX_ENTRY_BYTES);
+        write_entry(&cache, &padded);
+        assert!(cache.load(&key(), NOW).is_some(), "exactly the cap");
+        write_entry(&cache, &format!("{padded} "));
+        assert!(cache.load(&key(), NOW).is_none(), "one byte over");
+    }
+
     #[test]
     fn oversized_entries_are_ignored() {
         let (_tmp, cache) = cache();
         let mut c = creds();
         c.session_token = SecretString::from("x".repeat(MAX_ENTRY_BYTES as usize));
-        cache.store(&key(), &c).unwrap();
+        cache.store(&key(), &c, FETCHED).unwrap();
         assert!(cache.load(&key(), NOW).is_none());
     }
 
     #[test]
     fn store_replaces_and_remove_deletes() {
         let (_tmp, cache) = cache();
-        cache.store(&key(), &creds()).unwrap();
+        cache.store(&key(), &creds(), FETCHED).unwrap();
         let mut newer = creds();
         newer.access_key_id = "ASIANEWER".into();
-        cache.store(&key(), &newer).unwrap();
-        assert_eq!(cache.load(&key(), NOW).unwrap().access_key_id, "ASIANEWER");
+        cache.store(&key(), &newer, FETCHED).unwrap();
+        assert_eq!(
+            cache.load(&key(), NOW).unwrap().credentials.access_key_id,
+            "ASIANEWER"
+        );
         cache.remove(&key());
         assert!(cache.load(&key(), NOW).is_none());
         // Removing what is not there is fine.
@@ -514,83 +572,54 @@ mod tests {
         let (_tmp, cache) = cache();
         fs::create_dir(cache.dir()).unwrap();
         fs::set_permissions(cache.dir(), fs::Permissions::from_mode(0o755)).unwrap();
-        cache.store(&key(), &creds()).unwrap();
+        cache.store(&key(), &creds(), FETCHED).unwrap();
         assert_eq!(mode(cache.dir()), 0o700);
     }
 
     #[test]
     fn the_key_changes_when_any_part_changes() {
-        let base = (
-            "fp",
-            "ta",
-            "pr",
-            "role",
-            "us-east-1",
-            "https://e",
-            3600u32,
+        // The six text parts after the fingerprint, then the duration and session name.
+        type Parts<'a> = ([&'a str; 8], u32, Option<&'a str>);
+        let make = |(t, d, n): Parts| CacheKey::new(t[0], t[1], t[2], t[3], t[4], t[5], t[6], d, n);
+        let base: Parts = (
+            [
+                "fp",
+                "key",
+                "ta",
+                "pr",
+                "role",
+                "us-east-1",
+                "https://e",
+                "",
+            ],
+            3600,
             None,
         );
-        let make = |p: (&str, &str, &str, &str, &str, &str, u32, Option<&str>)| {
-            CacheKey::new(p.0, p.1, p.2, p.3, p.4, p.5, p.6, p.7)
-        };
-        let variants = [
-            base,
-            (
-                "fp2", base.1, base.2, base.3, base.4, base.5, base.6, base.7,
-            ),
-            (
-                base.0, "ta2", base.2, base.3, base.4, base.5, base.6, base.7,
-            ),
-            (
-                base.0, base.1, "pr2", base.3, base.4, base.5, base.6, base.7,
-            ),
-            (
-                base.0, base.1, base.2, "role2", base.4, base.5, base.6, base.7,
-            ),
-            (
-                base.0,
-                base.1,
-                base.2,
-                base.3,
-                "eu-west-1",
-                base.5,
-                base.6,
-                base.7,
-            ),
-            (
-                base.0,
-                base.1,
-                base.2,
-                base.3,
-                base.4,
-                "https://f",
-                base.6,
-                base.7,
-            ),
-            (base.0, base.1, base.2, base.3, base.4, base.5, 900, base.7),
-            (
-                base.0,
-                base.1,
-                base.2,
-                base.3,
-                base.4,
-                base.5,
-                base.6,
-                Some(""),
-            ),
-            (
-                base.0,
-                base.1,
-                base.2,
-                base.3,
-                base.4,
-                base.5,
-                base.6,
-                Some("s"),
-            ),
-            // Moving bytes between neighbouring parts changes the key too.
-            ("f", "pta", base.2, base.3, base.4, base.5, base.6, base.7),
-        ];
+        let mut variants = vec![base];
+        for (i, other) in [
+            "fp2",
+            "key2",
+            "ta2",
+            "pr2",
+            "role2",
+            "eu-west-1",
+            "https://f",
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let mut v = base;
+            v.0[i] = other;
+            variants.push(v);
+        }
+        variants.push((base.0, 900, None));
+        variants.push((base.0, 3600, Some("")));
+        variants.push((base.0, 3600, Some("s")));
+        // Moving bytes between neighbouring parts changes the key too.
+        let mut moved = base;
+        moved.0[0] = "f";
+        moved.0[1] = "pkey";
+        variants.push(moved);
         let keys: std::collections::HashSet<String> = variants
             .iter()
             .map(|v| make(*v).as_str().to_string())

@@ -517,6 +517,36 @@ fn an_unreachable_endpoint_is_a_runtime_error_with_a_hint() {
 }
 
 #[test]
+fn a_service_clock_an_hour_off_gets_the_clock_hint_with_the_local_time() {
+    let (_d, m) = matrix();
+    let leaf = m.leaf(KeyType::P256).unwrap();
+    // An hour behind: "Signature not yet current"; an hour ahead: "Signature expired".
+    for (offset, says) in [
+        ("-3600", "Signature not yet current"),
+        ("3600", "Signature expired"),
+    ] {
+        let emu = Emulator::start(&m.anchors, &["--clock-offset", offset]);
+        let out = run(credential_process(&emu.url, &["--no-cache"]).args([
+            "--certificate",
+            &path(&leaf.cert_pem),
+            "--private-key",
+            &path(&leaf.key),
+            "--intermediates",
+            &path(&m.intermediates),
+        ]));
+        assert_eq!(out.status.code(), Some(1));
+        let err = stderr(&out);
+        assert!(err.contains(says), "{err}");
+        let hint = err.split("hint:").nth(1).unwrap_or_default();
+        assert!(hint.contains("clock") && hint.contains("NTP"), "{err}");
+        assert!(!hint.contains("trust"), "not the trust hint: {err}");
+        // The local time is shown, to compare with a correct clock.
+        let year = time::OffsetDateTime::now_utc().year().to_string();
+        assert!(hint.contains(&format!("read {year}-")), "{err}");
+    }
+}
+
+#[test]
 fn a_go_helper_command_line_is_accepted_unchanged() {
     let (_d, m) = matrix();
     let emu = Emulator::start(&m.anchors, &[]);

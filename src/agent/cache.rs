@@ -8,7 +8,12 @@
 //! - exactly one CreateSession is in flight at a time; concurrent callers wait for it;
 //! - a failed refresh keeps the last good credentials until they expire and is retried with
 //!   capped exponential backoff and jitter; each failure is logged once with its cause;
-//! - nothing empty or expired is ever handed out.
+//! - nothing empty or expired is ever handed out;
+//! - expiry and the refresh time are kept twice, on the wall clock and as a monotonic
+//!   deadline (tokio's `Instant`): credentials are served only while both say they are
+//!   valid, and the refresh is due at whichever comes first. A wall clock stepped back (NTP,
+//!   a VM restored) then cannot stretch them past their real lifetime, and a suspend (which
+//!   stops the monotonic clock) cannot either, since the wall clock keeps going.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -17,6 +22,7 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 use tokio::sync::{Mutex, watch};
+use tokio::time::Instant;
 
 use super::{CredentialSource, Unavailable};
 use crate::clock::Clock;
@@ -84,6 +90,29 @@ struct Entry {
     fetched_at: OffsetDateTime,
     /// When the refresher should replace it (jitter included, fixed once per entry).
     due_at: OffsetDateTime,
+    /// `due_at` as a monotonic deadline.
+    due_mono: Instant,
+    /// The expiration as a monotonic deadline.
+    valid_until: Instant,
+}
+
+impl Entry {
+    /// Outside the refresh window by both clocks.
+    fn is_fresh(&self, now: OffsetDateTime) -> bool {
+        now < self.due_at && Instant::now() < self.due_mono
+    }
+
+    /// Valid for at least [`EXPIRY_MARGIN`] more by both clocks.
+    fn is_valid(&self, now: OffsetDateTime) -> bool {
+        self.creds.expiration - EXPIRY_MARGIN > now
+            && Instant::now() + EXPIRY_MARGIN < self.valid_until
+    }
+
+    /// How long until the refresh is due by the first clock to get there.
+    fn due_in(&self, now: OffsetDateTime) -> Duration {
+        let wall = Duration::try_from(self.due_at - now).unwrap_or_default();
+        wall.min(self.due_mono.saturating_duration_since(Instant::now()))
+    }
 }
 
 #[derive(Default)]
@@ -137,9 +166,10 @@ impl CredentialCache {
         self.read().entry.as_ref().map(|e| e.due_at)
     }
 
-    /// Whether the cached credentials are still outside the refresh window at `now`.
+    /// Whether the cached credentials are still outside the refresh window at `now` (and by
+    /// the monotonic clock).
     pub fn is_fresh(&self, now: OffsetDateTime) -> bool {
-        self.read().entry.as_ref().is_some_and(|e| now < e.due_at)
+        self.read().entry.as_ref().is_some_and(|e| e.is_fresh(now))
     }
 
     /// Loads new credentials now, unless another caller's load completes while this one
@@ -174,7 +204,7 @@ impl CredentialCache {
     pub async fn get(&self) -> Result<Arc<Credentials>, LoadError> {
         let now = self.clock.now();
         if let Some(entry) = &self.read().entry
-            && now < entry.due_at
+            && entry.is_fresh(now)
         {
             return Ok(entry.creds.clone());
         }
@@ -183,6 +213,7 @@ impl CredentialCache {
 
     fn install(&self, creds: Credentials) -> Arc<Credentials> {
         let now = self.clock.now();
+        let mono = Instant::now();
         let lifetime = (creds.expiration - now).max(time::Duration::ZERO);
         let lifetime = Duration::try_from(lifetime).unwrap_or_default();
         let window = self.policy.window(lifetime);
@@ -192,6 +223,7 @@ impl CredentialCache {
             .mul_f64(fastrand::f64() * 0.05)
             .min(Duration::from_secs(120));
         let due_at = creds.expiration - window - jitter;
+        let due_mono = mono + lifetime.saturating_sub(window + jitter);
         let creds = Arc::new(creds);
         {
             let mut state = self.write();
@@ -199,6 +231,8 @@ impl CredentialCache {
                 creds: creds.clone(),
                 fetched_at: now,
                 due_at,
+                due_mono,
+                valid_until: mono + lifetime,
             });
             state.last_error = None;
             state.generation += 1;
@@ -228,10 +262,7 @@ impl CredentialCache {
             let wait = if failures > 0 {
                 self.policy.retry_delay(failures)
             } else {
-                match self.due_at() {
-                    Some(due) => Duration::try_from(due - now).unwrap_or_default(),
-                    None => Duration::ZERO,
-                }
+                self.due_in(now).unwrap_or(Duration::ZERO)
             };
             if !wait.is_zero() {
                 // Waits for the due time go in short steps, so a suspended machine or a
@@ -254,9 +285,15 @@ impl CredentialCache {
                 Ok(_) => failures = 0,
                 Err(e) => {
                     failures = failures.saturating_add(1);
-                    let expiry = self.read().entry.as_ref().map(|e| e.creds.expiration);
+                    let now = self.clock.now();
+                    let expiry = self
+                        .read()
+                        .entry
+                        .as_ref()
+                        .filter(|e| e.is_valid(now))
+                        .map(|e| e.creds.expiration);
                     match expiry {
-                        Some(at) if at > self.clock.now() => tracing::warn!(
+                        Some(at) => tracing::warn!(
                             error = %e,
                             attempt = failures,
                             still_valid_until = %crate::credentials::format_expiration(at),
@@ -278,7 +315,12 @@ impl CredentialCache {
     }
 
     fn due_now(&self) -> bool {
-        self.due_at().is_none_or(|due| self.clock.now() >= due)
+        self.due_in(self.clock.now()).is_none_or(|d| d.is_zero())
+    }
+
+    /// How long until the refresh is due (`None` when there are no credentials).
+    fn due_in(&self, now: OffsetDateTime) -> Option<Duration> {
+        self.read().entry.as_ref().map(|e| e.due_in(now))
     }
 }
 
@@ -286,7 +328,7 @@ impl CredentialSource for CredentialCache {
     fn current(&self, now: OffsetDateTime) -> Result<Arc<Credentials>, Unavailable> {
         let state = self.read();
         match &state.entry {
-            Some(entry) if entry.creds.expiration - EXPIRY_MARGIN > now => Ok(entry.creds.clone()),
+            Some(entry) if entry.is_valid(now) => Ok(entry.creds.clone()),
             Some(entry) => Err(Unavailable::Expired {
                 at: entry.creds.expiration,
                 last_error: state.last_error.clone(),

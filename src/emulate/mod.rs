@@ -90,6 +90,17 @@ pub struct EmulateArgs {
     /// Issue credentials valid this long instead of the requested duration (for refresh tests)
     #[arg(long, value_name = "SECONDS")]
     pub credential_lifetime: Option<u32>,
+    /// Answer each accepted CreateSession with a 201 body of this many bytes, sent chunked (a
+    /// broken or hostile endpoint, for the client's response cap tests)
+    #[arg(long, value_name = "BYTES")]
+    pub oversized_body: Option<u64>,
+    /// Answer this Expiration (RFC 3339) whatever the duration asked (for the clamp tests)
+    #[arg(long, value_name = "TIMESTAMP", value_parser = parse_timestamp)]
+    pub answer_expiration: Option<OffsetDateTime>,
+    /// Run the service's clock this many seconds ahead of the system clock (negative: behind),
+    /// to see how clients report clock skew
+    #[arg(long, value_name = "SECONDS", allow_negative_numbers = true)]
+    pub clock_offset: Option<i64>,
     /// Wait this long before answering each CreateSession (a slow service, for tests)
     #[arg(long, value_name = "MS", default_value_t = 0)]
     pub response_delay_ms: u64,
@@ -109,6 +120,8 @@ pub enum Clock {
     System,
     /// A fixed instant, to replay recorded requests.
     Fixed(OffsetDateTime),
+    /// The system clock set off by this much (a service whose clock disagrees with ours).
+    Offset(time::Duration),
 }
 
 impl Clock {
@@ -117,6 +130,7 @@ impl Clock {
         match self {
             Clock::System => OffsetDateTime::now_utc(),
             Clock::Fixed(at) => *at,
+            Clock::Offset(by) => OffsetDateTime::now_utc() + *by,
         }
     }
 }
@@ -136,6 +150,10 @@ pub struct EmulateConfig {
     pub fail_after: Option<u64>,
     /// Issue credentials valid this long instead of the requested duration.
     pub credential_lifetime: Option<u32>,
+    /// Answer accepted requests with a chunked 201 body of this many bytes.
+    pub oversized_body: Option<u64>,
+    /// Answer this expiration instead of now plus the lifetime.
+    pub answer_expiration: Option<OffsetDateTime>,
     /// Delay before each answer.
     pub response_delay: std::time::Duration,
     /// Append a JSON line per request to this file.
@@ -153,6 +171,8 @@ impl EmulateConfig {
             fail_status: 503,
             fail_after: None,
             credential_lifetime: None,
+            oversized_body: None,
+            answer_expiration: None,
             response_delay: std::time::Duration::ZERO,
             request_log: None,
             clock: Clock::System,
@@ -246,6 +266,8 @@ pub async fn start(
         fail_status: config.fail_status,
         fail_after: config.fail_after,
         credential_lifetime: config.credential_lifetime,
+        oversized_body: config.oversized_body,
+        answer_expiration: config.answer_expiration,
         response_delay: config.response_delay,
         clock: config.clock,
         requests: requests.clone(),
@@ -258,6 +280,12 @@ pub async fn start(
         requests,
         task,
     })
+}
+
+/// `--answer-expiration`: an RFC 3339 timestamp.
+fn parse_timestamp(value: &str) -> Result<OffsetDateTime, String> {
+    OffsetDateTime::parse(value, &time::format_description::well_known::Rfc3339)
+        .map_err(|_| format!("'{value}' is not an RFC 3339 timestamp (2099-01-01T00:00:00Z)"))
 }
 
 /// `--bind`: an IP address or `localhost`, loopback only.
@@ -354,9 +382,14 @@ pub async fn run(
         fail_status: args.fail_status,
         fail_after: args.fail_after,
         credential_lifetime: args.credential_lifetime,
+        oversized_body: args.oversized_body,
+        answer_expiration: args.answer_expiration,
         response_delay: std::time::Duration::from_millis(args.response_delay_ms),
         request_log: args.request_log.clone(),
-        clock: Clock::System,
+        clock: match args.clock_offset {
+            Some(seconds) => Clock::Offset(time::Duration::seconds(seconds)),
+            None => Clock::System,
+        },
     };
     let handle = start(config, listener, shutdown).await?;
     if let Some(path) = &args.ready_file

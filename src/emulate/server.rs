@@ -47,6 +47,8 @@ pub(crate) struct State {
     pub fail_status: u16,
     pub fail_after: Option<u64>,
     pub credential_lifetime: Option<u32>,
+    pub oversized_body: Option<u64>,
+    pub answer_expiration: Option<time::OffsetDateTime>,
     pub response_delay: Duration,
     pub clock: Clock,
     pub requests: Arc<AtomicU64>,
@@ -278,10 +280,15 @@ async fn handle(req: Request<Incoming>, state: &State) -> Response<Body> {
                 duration_seconds: Some(accepted.duration_seconds),
             };
             state.log_request(n, &method, &path, 201, None, &seen, None);
-            json_response(
-                201,
-                &response::session_body(&accepted, now, state.credential_lifetime),
-            )
+            if let Some(bytes) = state.oversized_body {
+                return oversized_response(bytes);
+            }
+            let mut body = response::session_body(&accepted, now, state.credential_lifetime);
+            if let Some(at) = state.answer_expiration {
+                body["credentialSet"][0]["credentials"]["expiration"] =
+                    serde_json::Value::String(response::rfc3339_seconds(at));
+            }
+            json_response(201, &body)
         }
         Err(r) => {
             tracing::info!(
@@ -343,6 +350,41 @@ impl State {
         if let Err(e) = result {
             tracing::warn!(error = %e, "emulate: cannot write the request log");
         }
+    }
+}
+
+/// `--oversized-body`: a 201 of `bytes` bytes, made as it is sent (the emulator never holds
+/// it) and sent chunked, so a client must notice the size while reading.
+fn oversized_response(bytes: u64) -> Response<Body> {
+    let mut response = Response::new(Body::new(Filler { left: bytes }));
+    *response.status_mut() = StatusCode::CREATED;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+/// A body of `left` filler bytes, 64 KiB at a time, of unknown length to the client.
+struct Filler {
+    left: u64,
+}
+
+impl hyper::body::Body for Filler {
+    type Data = axum::body::Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        static CHUNK: [u8; 64 * 1024] = [b' '; 64 * 1024];
+        if self.left == 0 {
+            return std::task::Poll::Ready(None);
+        }
+        let n = self.left.min(CHUNK.len() as u64);
+        self.left -= n;
+        let data = axum::body::Bytes::from_static(&CHUNK[..n as usize]);
+        std::task::Poll::Ready(Some(Ok(hyper::body::Frame::data(data))))
     }
 }
 

@@ -25,6 +25,15 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(15);
 const BACKOFF_BASE: Duration = Duration::from_millis(200);
 const BACKOFF_CAP: Duration = Duration::from_secs(5);
+/// Largest CreateSession answer read: a real one is a few KiB. Anything past this is not
+/// the service, and reading it whole would let an endpoint balloon our memory.
+pub const MAX_RESPONSE_BYTES: usize = 64 * 1024;
+/// How far past the requested duration an `Expiration` may lie before it is distrusted (the
+/// service's and our clocks may differ by up to the 5 minutes it accepts as skew).
+pub const EXPIRATION_SLACK: time::Duration = time::Duration::minutes(5);
+/// Longest a signature may take (a PKCS#11 token, a TPM or a keyring that stopped answering)
+/// before the attempt fails.
+pub const SIGN_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Debug, thiserror::Error)]
 pub enum SessionError {
@@ -33,13 +42,19 @@ pub enum SessionError {
         error_type: String,
         status: u16,
         message: String,
+        /// This host's clock when the request was signed, shown in the clock hint.
+        local_time: OffsetDateTime,
     },
     #[error("cannot reach {endpoint}: {detail}")]
     Transport { endpoint: String, detail: String },
     #[error("CreateSession answered something unexpected: {0}")]
     BadResponse(String),
+    #[error("the answer of {endpoint} is larger than {limit} bytes; stopped reading it")]
+    TooLarge { endpoint: String, limit: usize },
     #[error("cannot sign the request")]
     Sign(#[from] SignError),
+    #[error("the signature by {key} did not finish within {after:?}")]
+    SignTimeout { key: String, after: Duration },
     #[error("cannot set up TLS: {0}")]
     Tls(String),
     #[error(transparent)]
@@ -67,9 +82,16 @@ impl SessionError {
                 error_type,
                 status,
                 message,
-            } => service_hint(error_type, *status, message),
+                local_time,
+            } => service_hint(error_type, *status, message, *local_time),
             SessionError::Transport { .. } => Some(
                 "check --endpoint/--region and the network; behind a proxy pass --with-proxy with HTTPS_PROXY set; for a private CA set AWS_CA_BUNDLE or --ca-bundle".into(),
+            ),
+            SessionError::TooLarge { .. } => Some(
+                "a CreateSession answer is a few KiB: check --endpoint, it does not look like an IAM Roles Anywhere endpoint".into(),
+            ),
+            SessionError::SignTimeout { .. } => Some(
+                "the key store does not answer: check that the token is inserted and unlocked, that the TPM (or its resource manager) responds, or that the keyring is unlocked".into(),
             ),
             SessionError::Config(e) => e.hint(),
             _ => None,
@@ -77,11 +99,27 @@ impl SessionError {
     }
 }
 
-fn service_hint(error_type: &str, status: u16, message: &str) -> Option<String> {
+/// Whether a service message blames the request's time: the signature not yet current or
+/// expired, or the request time too skewed (the forms SigV4 services use).
+fn is_clock_message(m: &str) -> bool {
+    m.contains("signature") && (m.contains("not yet current") || m.contains("expired"))
+        || m.contains("skew")
+}
+
+fn service_hint(
+    error_type: &str,
+    status: u16,
+    message: &str,
+    local_time: OffsetDateTime,
+) -> Option<String> {
     let m = message.to_ascii_lowercase();
     Some(
-        if m.contains("expired") && m.contains("signature") || m.contains("skew") {
-            "the system clock is more than 5 minutes off: synchronise it (timedatectl, chrony) and retry".into()
+        // Checked first: the service's clock message may also name the certificate.
+        if is_clock_message(&m) {
+            format!(
+                "this host's clock read {} when signing; the service accepts at most 5 minutes of difference: check the system clock and NTP (timedatectl status, chronyc tracking) and retry",
+                crate::credentials::format_expiration(local_time)
+            )
         } else if m.contains("untrusted") || m.contains("trust anchor") {
             "the certificate does not chain to the trust anchor: check --trust-anchor-arn, and pass intermediate CAs with --intermediates".into()
         } else if m.contains("certificate")
@@ -110,6 +148,7 @@ pub struct SessionClient {
     base_url: String,
     host: String,
     clock: Arc<dyn Clock>,
+    sign_timeout: Duration,
 }
 
 impl SessionClient {
@@ -144,7 +183,14 @@ impl SessionClient {
             base_url: endpoint.base_url.clone(),
             host,
             clock,
+            sign_timeout: SIGN_TIMEOUT,
         })
+    }
+
+    /// Replaces [`SIGN_TIMEOUT`] (tests use a short one).
+    pub fn with_sign_timeout(mut self, timeout: Duration) -> Self {
+        self.sign_timeout = timeout;
+        self
     }
 
     /// Calls CreateSession, retrying throttling, 5xx and connection failures with
@@ -179,9 +225,9 @@ impl SessionClient {
         let algorithm = identity.signer.key_kind().algorithm();
         let prepared = request.prepare(algorithm, &settings.region, now);
         tracing::debug!(canonical_request = %prepared.canonical_request, "signing CreateSession");
-        let signature = identity
-            .signer
-            .sign(prepared.string_to_sign.as_bytes(), Digest::Sha256)?;
+        let signature = self
+            .sign_off_runtime(identity, prepared.string_to_sign.into_bytes())
+            .await?;
         let authorization = crate::signing::authorization(
             algorithm,
             &identity.certificate.serial_decimal(),
@@ -212,12 +258,59 @@ impl SessionClient {
             .and_then(|v| v.to_str().ok())
             // The header may carry a `:namespace` suffix.
             .map(|v| v.split(':').next().unwrap_or(v).to_string());
-        let body = response.bytes().await.map_err(|e| self.transport(e))?;
+        let body = self.read_capped(response).await?;
         if (200..300).contains(&status) {
-            parse_success(&body, now)
+            parse_success(&body, now, settings.duration_seconds)
         } else {
-            Err(parse_failure(status, error_type, &body))
+            Err(parse_failure(status, error_type, &body, now))
         }
+    }
+
+    /// Signs on the blocking pool: a PKCS#11 token, a TPM or a keyring may take seconds (or
+    /// never answer), and the runtime thread also serves every endpoint. Bounded by
+    /// [`SIGN_TIMEOUT`]; a signature still running then is abandoned to its thread.
+    async fn sign_off_runtime(
+        &self,
+        identity: &Identity,
+        string_to_sign: Vec<u8>,
+    ) -> Result<Vec<u8>, SessionError> {
+        let signer = identity.signer.clone();
+        let task =
+            tokio::task::spawn_blocking(move || signer.sign(&string_to_sign, Digest::Sha256));
+        match tokio::time::timeout(self.sign_timeout, task).await {
+            Ok(Ok(result)) => Ok(result?),
+            // The signer panicked: report it as a failed signature rather than crash.
+            Ok(Err(join)) => Err(SessionError::Sign(SignError::Backend {
+                source_name: identity.signer.source(),
+                reason: format!("the signing task failed: {join}"),
+            })),
+            Err(_) => Err(SessionError::SignTimeout {
+                key: identity.signer.source(),
+                after: self.sign_timeout,
+            }),
+        }
+    }
+
+    /// The response body, read chunk by chunk and abandoned past [`MAX_RESPONSE_BYTES`].
+    async fn read_capped(&self, mut response: reqwest::Response) -> Result<Vec<u8>, SessionError> {
+        let too_large = || SessionError::TooLarge {
+            endpoint: self.base_url.clone(),
+            limit: MAX_RESPONSE_BYTES,
+        };
+        if response
+            .content_length()
+            .is_some_and(|n| n > MAX_RESPONSE_BYTES as u64)
+        {
+            return Err(too_large());
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|e| self.transport(e))? {
+            if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
+                return Err(too_large());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body)
     }
 
     fn transport(&self, e: reqwest::Error) -> SessionError {
@@ -307,7 +400,15 @@ struct RawCredentials {
     expiration: String,
 }
 
-fn parse_success(body: &[u8], now: OffsetDateTime) -> Result<Credentials, SessionError> {
+/// Parses a 201 answer to a request signed at `now` for `duration_seconds`. An `Expiration`
+/// later than the duration allows (plus [`EXPIRATION_SLACK`]) is not believed: it is
+/// clamped to `now + duration`, so a broken or hostile endpoint cannot hand out
+/// credentials that a cache would keep serving for years.
+fn parse_success(
+    body: &[u8],
+    now: OffsetDateTime,
+    duration_seconds: u32,
+) -> Result<Credentials, SessionError> {
     let parsed: SessionResponse = serde_json::from_slice(body)
         .map_err(|e| SessionError::BadResponse(format!("invalid JSON ({e})")))?;
     let entry = parsed
@@ -334,6 +435,21 @@ fn parse_success(body: &[u8], now: OffsetDateTime) -> Result<Credentials, Sessio
             crate::credentials::format_expiration(expiration)
         )));
     }
+    let allowed = now + time::Duration::seconds(i64::from(duration_seconds));
+    let expiration = if expiration > allowed + EXPIRATION_SLACK {
+        static WARNED: std::sync::Once = std::sync::Once::new();
+        WARNED.call_once(|| {
+            tracing::warn!(
+                expiration = %crate::credentials::format_expiration(expiration),
+                clamped_to = %crate::credentials::format_expiration(allowed),
+                duration_seconds,
+                "CreateSession answered an expiration beyond the requested duration; treating the credentials as expiring at the end of the requested duration"
+            );
+        });
+        allowed
+    } else {
+        expiration
+    };
     Ok(Credentials {
         access_key_id: c.access_key_id,
         secret_access_key: SecretString::from(c.secret_access_key),
@@ -343,7 +459,12 @@ fn parse_success(body: &[u8], now: OffsetDateTime) -> Result<Credentials, Sessio
     })
 }
 
-fn parse_failure(status: u16, error_type: Option<String>, body: &[u8]) -> SessionError {
+fn parse_failure(
+    status: u16,
+    error_type: Option<String>,
+    body: &[u8],
+    local_time: OffsetDateTime,
+) -> SessionError {
     #[derive(Deserialize)]
     struct ErrorBody {
         #[serde(alias = "Message")]
@@ -367,6 +488,7 @@ fn parse_failure(status: u16, error_type: Option<String>, body: &[u8]) -> Sessio
         error_type,
         status,
         message,
+        local_time,
     }
 }
 
@@ -374,22 +496,96 @@ fn parse_failure(status: u16, error_type: Option<String>, body: &[u8]) -> Sessio
 mod tests {
     use super::*;
 
+    const NOW: OffsetDateTime = time::macros::datetime!(2026-11-24 12:00:00 UTC);
+
+    fn answer(expiration: &str) -> Vec<u8> {
+        format!(
+            r#"{{"credentialSet":[{{"credentials":{{"accessKeyId":"ASIA1","secretAccessKey":"s","sessionToken":"t","expiration":"{expiration}"}}}}]}}"#
+        )
+        .into_bytes()
+    }
+
+    #[test]
+    fn an_expiration_beyond_the_duration_is_clamped_to_it() {
+        // 2099: clamped to the signing time plus the 900 s asked for.
+        let c = parse_success(&answer("2099-01-01T00:00:00Z"), NOW, 900).unwrap();
+        assert_eq!(c.expiration, NOW + time::Duration::seconds(900));
+        // Just past the 5-minute slack: clamped too.
+        let c = parse_success(&answer("2026-11-24T12:20:01Z"), NOW, 900).unwrap();
+        assert_eq!(c.expiration, NOW + time::Duration::seconds(900));
+        // Within the slack (the service's clock may run ahead of ours): kept as answered.
+        let c = parse_success(&answer("2026-11-24T12:20:00Z"), NOW, 900).unwrap();
+        assert_eq!(
+            c.expiration,
+            time::macros::datetime!(2026-11-24 12:20:00 UTC)
+        );
+        // Shorter than asked (a profile's cap): kept.
+        let c = parse_success(&answer("2026-11-24T12:16:40Z"), NOW, 3600).unwrap();
+        assert_eq!(
+            c.expiration,
+            time::macros::datetime!(2026-11-24 12:16:40 UTC)
+        );
+    }
+
+    #[test]
+    fn clock_skew_errors_get_the_clock_hint_with_the_local_time() {
+        for message in [
+            "Signature not yet current: 20261124T120000Z is still later than 20261124T114000Z (20261124T113500Z + 5 min.)",
+            "Signature expired: 20261124T120000Z is now earlier than 20261124T122000Z (20261124T122500Z - 5 min.)",
+            "Request time too skewed",
+        ] {
+            let body = serde_json::json!({ "message": message }).to_string();
+            let e = parse_failure(
+                403,
+                Some("AccessDeniedException".into()),
+                body.as_bytes(),
+                NOW,
+            );
+            let hint = e.hint().unwrap();
+            assert!(
+                hint.contains("clock") && hint.contains("NTP"),
+                "{message}: {hint}"
+            );
+            assert!(hint.contains("2026-11-24T12:00:00Z"), "{message}: {hint}");
+            assert!(!hint.contains("trust"), "{message}: {hint}");
+        }
+        // A trust failure keeps the trust hints.
+        let e = parse_failure(
+            403,
+            Some("AccessDeniedException".into()),
+            br#"{"message":"Access denied"}"#,
+            NOW,
+        );
+        assert!(e.hint().unwrap().contains("trust policy"));
+    }
+
+    #[test]
+    fn an_oversized_answer_is_a_runtime_error_with_a_hint() {
+        let e = SessionError::TooLarge {
+            endpoint: "http://127.0.0.1:1".into(),
+            limit: MAX_RESPONSE_BYTES,
+        };
+        assert!(!e.is_configuration() && !e.is_retryable());
+        assert!(e.to_string().contains("65536 bytes"), "{e}");
+        assert!(e.hint().unwrap().contains("Roles Anywhere endpoint"));
+    }
+
     #[test]
     fn parses_the_service_response_and_refuses_empty_sets() {
         let now = time::macros::datetime!(2026-11-24 12:00:00 UTC);
         let body = br#"{"credentialSet":[{"credentials":{"accessKeyId":"ASIA1","secretAccessKey":"s","sessionToken":"t","expiration":"2026-11-24T13:00:00Z"},"roleArn":"arn:aws:iam::111122223333:role/r"}],"subjectArn":"x"}"#;
-        let c = parse_success(body, now).unwrap();
+        let c = parse_success(body, now, 3600).unwrap();
         assert_eq!(c.access_key_id, "ASIA1");
         assert_eq!(
             c.expiration,
             time::macros::datetime!(2026-11-24 13:00:00 UTC)
         );
         assert!(matches!(
-            parse_success(br#"{"credentialSet":[]}"#, now),
+            parse_success(br#"{"credentialSet":[]}"#, now, 3600),
             Err(SessionError::BadResponse(_))
         ));
         let expired = br#"{"credentialSet":[{"credentials":{"accessKeyId":"A","secretAccessKey":"s","sessionToken":"t","expiration":"2026-11-24T11:00:00Z"}}]}"#;
-        assert!(parse_success(expired, now).is_err());
+        assert!(parse_success(expired, now, 3600).is_err());
     }
 
     #[test]
@@ -398,6 +594,7 @@ mod tests {
             403,
             Some("AccessDeniedException".into()),
             br#"{"message":"Untrusted signing certificate"}"#,
+            NOW,
         );
         assert_eq!(
             e.to_string(),
@@ -405,14 +602,15 @@ mod tests {
         );
         assert!(e.hint().unwrap().contains("--intermediates"));
         assert!(!e.is_retryable());
-        let e = parse_failure(503, None, b"oops");
+        let e = parse_failure(503, None, b"oops", NOW);
         assert!(e.is_retryable());
         assert!(e.to_string().contains("HTTP 503 (503): oops"));
-        assert!(parse_failure(429, Some("ThrottlingException".into()), b"{}").is_retryable());
+        assert!(parse_failure(429, Some("ThrottlingException".into()), b"{}", NOW).is_retryable());
         let skew = parse_failure(
             403,
             Some("AccessDeniedException".into()),
             br#"{"message":"Signature expired: 20261124T120000Z is now earlier than ..."}"#,
+            NOW,
         );
         assert!(skew.hint().unwrap().contains("clock"));
     }

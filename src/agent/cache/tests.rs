@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use secrecy::SecretString;
 
 use super::*;
-use crate::clock::TokioClock;
+use crate::clock::{SteppedClock, TokioClock};
 
 const START: OffsetDateTime = time::macros::datetime!(2026-11-25 12:00:00 UTC);
 
@@ -51,7 +51,20 @@ struct Fixture {
 }
 
 fn fixture(lifetime: Duration, delay: Duration, policy: RefreshPolicy) -> Fixture {
-    let clock: Arc<dyn Clock> = Arc::new(TokioClock::starting_at(START));
+    fixture_with(
+        Arc::new(TokioClock::starting_at(START)),
+        lifetime,
+        delay,
+        policy,
+    )
+}
+
+fn fixture_with(
+    clock: Arc<dyn Clock>,
+    lifetime: Duration,
+    delay: Duration,
+    policy: RefreshPolicy,
+) -> Fixture {
     let calls = Arc::new(AtomicU32::new(0));
     let fail = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let loader = FakeLoader {
@@ -221,4 +234,195 @@ async fn subscribers_see_each_new_set() {
         rx.borrow_and_update().as_ref().unwrap().access_key_id,
         "ASIA0000000000000001"
     );
+}
+
+/// A cache on a wall clock that the test can step, with tokio's time running beneath.
+fn stepped_fixture() -> (Fixture, Arc<SteppedClock>) {
+    let clock = Arc::new(SteppedClock::starting_at(START));
+    let f = fixture_with(
+        clock.clone(),
+        HOUR,
+        Duration::ZERO,
+        RefreshPolicy::default(),
+    );
+    (f, clock)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_wall_clock_stepped_back_does_not_stretch_the_credentials() {
+    let (f, clock) = stepped_fixture();
+    f.cache.refresh().await.unwrap();
+    f.fail.store(true, Ordering::SeqCst);
+    tokio::time::advance(30 * MIN).await;
+    clock.step(-time::Duration::HOUR);
+    // 59 real minutes: still valid (and inside the refresh window by the real clock).
+    tokio::time::advance(29 * MIN).await;
+    assert!(f.cache.current(f.clock.now()).is_ok());
+    assert!(
+        !f.cache.is_fresh(f.clock.now()),
+        "due by the monotonic clock"
+    );
+    // The wall clock reads 4 minutes after the start, but an hour and a minute have passed:
+    // the credentials are expired.
+    tokio::time::advance(2 * MIN).await;
+    assert_eq!(f.clock.now(), START + time::Duration::minutes(1));
+    match f.cache.current(f.clock.now()) {
+        Err(Unavailable::Expired { .. }) => {}
+        other => panic!("served past their real lifetime: {other:?}"),
+    }
+    // And a caller asking for fresh ones gets a load, not the stale set.
+    f.fail.store(false, Ordering::SeqCst);
+    let c = f.cache.get().await.unwrap();
+    assert_eq!(c.access_key_id, "ASIA0000000000000002");
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_refresher_refreshes_on_time_when_the_wall_clock_is_stepped_back() {
+    let (f, clock) = stepped_fixture();
+    f.cache.refresh().await.unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(f.cache.clone().run_refresher(async move {
+        let _ = stopped.await;
+    }));
+    tokio::time::sleep(30 * MIN).await;
+    clock.step(-time::Duration::HOUR);
+    // Due 40 real minutes in (less up to a minute of jitter), not when the wall clock
+    // reaches 40 minutes past the start an hour later.
+    tokio::time::sleep(8 * MIN + Duration::from_secs(59)).await;
+    assert_eq!(f.calls.load(Ordering::SeqCst), 1);
+    tokio::time::sleep(Duration::from_secs(62)).await;
+    assert_eq!(f.calls.load(Ordering::SeqCst), 2, "refreshed on time");
+    let c = f.cache.current(f.clock.now()).unwrap();
+    assert_eq!(c.access_key_id, "ASIA0000000000000002");
+    // A wall clock stepped forward makes it due early instead: whichever comes first.
+    clock.step(time::Duration::minutes(45));
+    tokio::time::sleep(2 * MIN).await;
+    assert_eq!(f.calls.load(Ordering::SeqCst), 3);
+    let _ = stop.send(());
+    task.await.unwrap();
+}
+
+// Boundaries pinned exactly, so an off-by-one (`<` for `<=`, a dropped bound) is caught.
+
+#[test]
+fn retry_delays_stay_between_half_and_all_of_the_doubling_ceiling() {
+    let p = RefreshPolicy::default();
+    fastrand::seed(7);
+    // failures -> ceiling: 2 s doubling from the first failure, capped at 5 minutes.
+    for (failures, ceiling) in [
+        (1, Duration::from_secs(2)),
+        (2, Duration::from_secs(4)),
+        (3, Duration::from_secs(8)),
+        (8, Duration::from_secs(256)),
+        (9, Duration::from_secs(300)),
+        (40, Duration::from_secs(300)),
+    ] {
+        let delays: Vec<Duration> = (0..400).map(|_| p.retry_delay(failures)).collect();
+        let (min, max) = (*delays.iter().min().unwrap(), *delays.iter().max().unwrap());
+        assert!(
+            min >= ceiling / 2,
+            "{failures}: {min:?} below half of {ceiling:?}"
+        );
+        assert!(max <= ceiling, "{failures}: {max:?} above {ceiling:?}");
+        // Spread over the whole range, not pinned to one end.
+        assert!(
+            min < ceiling.mul_f64(0.55),
+            "{failures}: never near half: {min:?}"
+        );
+        assert!(
+            max > ceiling.mul_f64(0.95),
+            "{failures}: never near the top: {max:?}"
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn get_loads_exactly_at_the_due_time_and_not_a_moment_before() {
+    let f = fixture(HOUR, Duration::ZERO, RefreshPolicy::default());
+    f.cache.refresh().await.unwrap();
+    let due = f.cache.due_at().unwrap();
+    let until_due = Duration::try_from(due - f.clock.now()).unwrap();
+    // The jitter brings it forward by at most 5% of the window.
+    assert!(
+        until_due > 38 * MIN && until_due <= 40 * MIN,
+        "{until_due:?}"
+    );
+    tokio::time::advance(until_due - Duration::from_nanos(1)).await;
+    assert!(f.cache.is_fresh(f.clock.now()));
+    f.cache.get().await.unwrap();
+    assert_eq!(
+        f.calls.load(Ordering::SeqCst),
+        1,
+        "fresh a nanosecond before"
+    );
+    tokio::time::advance(Duration::from_nanos(1)).await;
+    assert_eq!(f.clock.now(), due);
+    assert!(!f.cache.is_fresh(f.clock.now()));
+    f.cache.get().await.unwrap();
+    assert_eq!(f.calls.load(Ordering::SeqCst), 2, "due at the due time");
+}
+
+#[tokio::test(start_paused = true)]
+async fn is_fresh_is_false_without_credentials_and_flips_at_the_due_time() {
+    let f = fixture(HOUR, Duration::ZERO, RefreshPolicy::default());
+    assert!(!f.cache.is_fresh(f.clock.now()));
+    f.cache.refresh().await.unwrap();
+    let due = f.cache.due_at().unwrap();
+    assert!(f.cache.is_fresh(due - time::Duration::nanoseconds(1)));
+    assert!(!f.cache.is_fresh(due));
+    assert!(!f.cache.is_fresh(due + time::Duration::HOUR));
+}
+
+#[tokio::test(start_paused = true)]
+async fn credentials_are_served_until_exactly_the_expiry_margin() {
+    let f = fixture(HOUR, Duration::ZERO, RefreshPolicy::default());
+    f.cache.refresh().await.unwrap();
+    let last = START + HOUR - EXPIRY_MARGIN;
+    tokio::time::advance(HOUR - EXPIRY_MARGIN - Duration::from_nanos(1)).await;
+    assert!(f.cache.current(f.clock.now()).is_ok());
+    tokio::time::advance(Duration::from_nanos(1)).await;
+    assert_eq!(f.clock.now(), last);
+    assert!(f.cache.current(f.clock.now()).is_err());
+}
+
+/// With the wall clock stepped by `step` right after the load, each clock's boundary is
+/// reached on its own: forward, the wall clock's; back, the monotonic one's.
+#[tokio::test(start_paused = true)]
+async fn each_clock_bounds_freshness_and_validity_on_its_own() {
+    for step in [Duration::ZERO, 10 * MIN] {
+        for forward in [true, false] {
+            let (f, clock) = stepped_fixture();
+            f.cache.refresh().await.unwrap();
+            let wall_due = f.cache.due_at().unwrap();
+            let until_due = Duration::try_from(wall_due - f.clock.now()).unwrap();
+            let by = time::Duration::try_from(step).unwrap();
+            clock.step(if forward { by } else { -by });
+            // Forward, the wall clock is due `step` sooner; back, the monotonic clock binds.
+            let first = if forward { until_due - step } else { until_due };
+            tokio::time::advance(first - Duration::from_nanos(1)).await;
+            assert!(f.cache.is_fresh(f.clock.now()), "{step:?} {forward}");
+            f.cache.get().await.unwrap();
+            assert_eq!(f.calls.load(Ordering::SeqCst), 1, "{step:?} {forward}");
+            tokio::time::advance(Duration::from_nanos(1)).await;
+            assert!(!f.cache.is_fresh(f.clock.now()), "{step:?} {forward}");
+
+            // Validity, on a set that is not replaced (the loads fail from here on).
+            let (f, clock) = stepped_fixture();
+            f.cache.refresh().await.unwrap();
+            f.fail.store(true, Ordering::SeqCst);
+            clock.step(if forward { by } else { -by });
+            let last = if forward {
+                HOUR - EXPIRY_MARGIN - step
+            } else {
+                HOUR - EXPIRY_MARGIN
+            };
+            tokio::time::advance(last - Duration::from_nanos(1)).await;
+            assert!(f.cache.current(f.clock.now()).is_ok(), "{step:?} {forward}");
+            tokio::time::advance(Duration::from_nanos(1)).await;
+            assert!(
+                f.cache.current(f.clock.now()).is_err(),
+                "{step:?} {forward}"
+            );
+        }
+    }
 }
