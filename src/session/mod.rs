@@ -14,6 +14,7 @@ use crate::clock::Clock;
 use crate::config::{EndpointSettings, SessionSettings};
 use crate::credentials::Credentials;
 use crate::identity::Identity;
+use crate::metrics::SessionOutcome;
 use crate::signer::{Digest, SignError};
 use crate::signing::UnsignedRequest;
 
@@ -65,6 +66,32 @@ impl SessionError {
     /// Configuration problems (bad CA bundle) exit 2 like other usage errors.
     pub fn is_configuration(&self) -> bool {
         matches!(self, SessionError::Config(_))
+    }
+
+    /// A short name for the kind of failure, from a fixed set (the metrics label it with
+    /// this): the service's error type when it is one the service documents, else what
+    /// went wrong on this side. Never the service's own words, which could be anything.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SessionError::Service {
+                error_type, status, ..
+            } => match error_type.as_str() {
+                "AccessDeniedException" => "AccessDeniedException",
+                "ValidationException" => "ValidationException",
+                "ResourceNotFoundException" => "ResourceNotFoundException",
+                "ThrottlingException" => "ThrottlingException",
+                "InternalServerException" => "InternalServerException",
+                _ if *status >= 500 => "server_error",
+                _ => "other_service_error",
+            },
+            SessionError::Transport { .. } => "transport",
+            SessionError::BadResponse(_) => "bad_response",
+            SessionError::TooLarge { .. } => "too_large",
+            SessionError::Sign(_) => "signing",
+            SessionError::SignTimeout { .. } => "signing_timeout",
+            SessionError::Tls(_) => "tls",
+            SessionError::Config(_) => "configuration",
+        }
     }
 
     /// Whether another attempt may succeed.
@@ -196,6 +223,21 @@ impl SessionClient {
     /// Calls CreateSession, retrying throttling, 5xx and connection failures with
     /// exponential backoff and full jitter; each attempt is signed afresh.
     pub async fn create_session(
+        &self,
+        identity: &Identity,
+        settings: &SessionSettings,
+    ) -> Result<Credentials, SessionError> {
+        let started = std::time::Instant::now();
+        let result = self.create_session_with_retries(identity, settings).await;
+        let outcome = match &result {
+            Ok(_) => SessionOutcome::Ok,
+            Err(e) => SessionOutcome::Error(e.kind()),
+        };
+        crate::metrics::global().create_session(outcome, started.elapsed());
+        result
+    }
+
+    async fn create_session_with_retries(
         &self,
         identity: &Identity,
         settings: &SessionSettings,
@@ -613,6 +655,26 @@ mod tests {
             NOW,
         );
         assert!(skew.hint().unwrap().contains("clock"));
+    }
+
+    #[test]
+    fn metric_labels_come_from_a_fixed_set_whatever_the_service_says() {
+        let kind = |status, ty: Option<&str>| {
+            parse_failure(status, ty.map(str::to_string), b"{}", NOW).kind()
+        };
+        assert_eq!(
+            kind(403, Some("AccessDeniedException")),
+            "AccessDeniedException"
+        );
+        assert_eq!(
+            kind(429, Some("ThrottlingException")),
+            "ThrottlingException"
+        );
+        // A type the service does not document (or a hostile endpoint's invention) must not
+        // become a label: the series would grow without bound.
+        assert_eq!(kind(400, Some("Evil\"} 1\nfake")), "other_service_error");
+        assert_eq!(kind(502, Some("Whatever")), "server_error");
+        assert_eq!(kind(503, None), "server_error");
     }
 
     #[test]
