@@ -180,6 +180,12 @@ pub struct ServeArgs {
     /// no web page can reach the agent through DNS rebinding
     #[arg(long = "allow-host", value_name = "NAME")]
     pub allow_host: Vec<crate::server::AllowedHost>,
+    /// Also serve GET /metrics (Prometheus text format) alone on ADDR:PORT, for a scraper on
+    /// another host: it may be a non-loopback address, since nothing secret is served there
+    /// (the Host rule still applies: scrape it by that address or an --allow-host name).
+    /// /metrics is always served on the agent's own port as well
+    #[arg(long = "metrics-bind", value_name = "ADDR:PORT")]
+    pub metrics_bind: Option<std::net::SocketAddr>,
 }
 
 #[derive(Args, Debug, Clone)]

@@ -238,6 +238,7 @@ impl CredentialCache {
             state.generation += 1;
         }
         self.updates.send_replace(Some(creds.clone()));
+        crate::metrics::global().set_credentials_expiry(creds.expiration.unix_timestamp());
         tracing::info!(
             access_key_id = %creds.access_key_id,
             expiration = %crate::credentials::format_expiration(creds.expiration),

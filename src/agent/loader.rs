@@ -17,6 +17,8 @@ pub struct SessionLoader {
 
 impl SessionLoader {
     pub fn new(client: SessionClient, identity: Identity, settings: SessionSettings) -> Self {
+        crate::metrics::global()
+            .set_certificate_not_after(identity.certificate.not_after().unix_timestamp());
         SessionLoader {
             client,
             identity: RwLock::new(Arc::new(identity)),
@@ -34,6 +36,9 @@ impl SessionLoader {
 
     /// Replaces the identity for the next CreateSession.
     pub fn set_identity(&self, identity: Identity) {
+        let metrics = crate::metrics::global();
+        metrics.set_certificate_not_after(identity.certificate.not_after().unix_timestamp());
+        metrics.identity_reloaded();
         *self.identity.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(identity);
     }
 }

@@ -81,6 +81,11 @@ pub async fn run(args: &ServeArgs, clock: Arc<dyn Clock>) -> Result<(), Error> {
             None => None,
         };
 
+    let metrics = match args.metrics_bind {
+        Some(addr) => Some(bind_metrics(addr).await?),
+        None => None,
+    };
+
     let (stop_tx, stop_rx) = watch::channel(false);
     let stopped = move || {
         let mut rx = stop_rx.clone();
@@ -108,6 +113,16 @@ pub async fn run(args: &ServeArgs, clock: Arc<dyn Clock>) -> Result<(), Error> {
         });
     }
 
+    let metrics_at = metrics.as_ref().map(|(_, at)| at.clone());
+    if let Some((listener, _)) = metrics {
+        let (hosts, limits, shutdown) = (config.allowed_hosts.clone(), config.limits, stopped());
+        tasks.spawn(async move {
+            if let Err(e) = server::serve_metrics(listener, &hosts, limits, shutdown).await {
+                tracing::error!(error = %e, "the metrics endpoint failed");
+            }
+        });
+    }
+
     // Signal handlers go in before anything announces readiness: a supervisor may send
     // SIGTERM the moment it sees READY=1 or the start-up lines.
     let mut term =
@@ -121,6 +136,10 @@ pub async fn run(args: &ServeArgs, clock: Arc<dyn Clock>) -> Result<(), Error> {
         SocketAddr::V6(a) => format!("[{}]:{}", a.ip(), a.port()),
         SocketAddr::V4(a) => a.to_string(),
     };
+    // Before the Go helper's three lines, which stay together for scripts that read them.
+    if let Some(at) = &metrics_at {
+        println!("Metrics at http://{at}/metrics");
+    }
     println!("Local server started on {host}");
     println!("Make it available to the SDKs by running:");
     println!("export AWS_EC2_METADATA_SERVICE_ENDPOINT=http://{host}/");
@@ -217,4 +236,25 @@ async fn reload(
         ),
     }
     notify("READY=1");
+}
+
+/// The `--metrics-bind` listener, and its address as a URL authority for the start-up line.
+async fn bind_metrics(addr: SocketAddr) -> Result<(tokio::net::TcpListener, String), Error> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| Error::io(format!("cannot listen on {addr} (--metrics-bind)"), e))?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| Error::io("cannot read the metrics listening address", e))?;
+    if !local.ip().to_canonical().is_loopback() {
+        tracing::info!(%local, "serving /metrics on a non-loopback address (counts and timestamps only, no credentials)");
+    }
+    Ok((listener, authority(local)))
+}
+
+fn authority(addr: SocketAddr) -> String {
+    match addr {
+        SocketAddr::V6(a) => format!("[{}]:{}", a.ip(), a.port()),
+        SocketAddr::V4(a) => a.to_string(),
+    }
 }

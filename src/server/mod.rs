@@ -333,6 +333,31 @@ pub async fn serve_tcp(
     conn::serve(acceptor, endpoints, limits, stats, shutdown).await
 }
 
+/// Serves `GET /metrics` alone on `listener` (`serve --metrics-bind`) until `shutdown`
+/// resolves. The address may be a non-loopback one: nothing secret is served, but requests
+/// still pass the `Host` rule (the bound address, the loopback names, `allowed_hosts`).
+pub async fn serve_metrics(
+    listener: TcpListener,
+    allowed_hosts: &[AllowedHost],
+    limits: Limits,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()> {
+    let bound = listener.local_addr()?;
+    let endpoints = Arc::new(routes::MetricsEndpoints::new(Some(bound), allowed_hosts));
+    let acceptor = conn::Tcp {
+        listener,
+        hop_limit: DEFAULT_HOP_LIMIT,
+    };
+    conn::serve(
+        acceptor,
+        endpoints,
+        limits,
+        Arc::new(ServerStats::default()),
+        shutdown,
+    )
+    .await
+}
+
 /// Serves the unix socket routes on `listener` (made by [`bind_unix`]) until `shutdown`
 /// resolves, with the same graceful stop as [`serve_tcp`]. `config` is a [`UnixConfig`] or
 /// just an [`IdentityKey`] (default limits).

@@ -77,6 +77,7 @@ enum Route {
     AvailabilityZone,
     Container,
     Health,
+    Metrics,
     NotFound,
 }
 
@@ -97,6 +98,7 @@ impl Route {
             Route::AvailabilityZone => "imds-az",
             Route::Container => "container-credentials",
             Route::Health => "healthz",
+            Route::Metrics => "metrics",
             Route::NotFound => "not-found",
         }
     }
@@ -230,6 +232,66 @@ fn health(
     }
 }
 
+/// `GET /metrics`: the Prometheus text format. Nothing in it is secret (counts, statuses,
+/// timestamps), but it answers only after the same `Host` check as every other route.
+fn metrics_page() -> Response<Payload> {
+    response(
+        StatusCode::OK,
+        HeaderValue::from_static(crate::metrics::CONTENT_TYPE),
+        Payload::new(Bytes::from(crate::metrics::global().render())),
+    )
+}
+
+/// Counts the answer in `rolesanywhere_http_requests_total` under its route's name (never
+/// the path, which the client chose), once its status is known.
+fn counted(route: &'static str, answer: Answer) -> Answer {
+    let metrics = crate::metrics::global();
+    match answer {
+        Answer::Now(r) => {
+            metrics.http_request(route, r.status().as_u16());
+            Answer::Now(r)
+        }
+        Answer::Later(f) => Answer::Later(Box::pin(async move {
+            let r = f.await;
+            metrics.http_request(route, r.status().as_u16());
+            r
+        })),
+    }
+}
+
+/// The listener of `serve --metrics-bind`: `GET /metrics` only, behind the `Host` rule, so
+/// it may face a monitoring network without exposing anything else.
+pub(crate) struct MetricsEndpoints {
+    hosts: HostPolicy,
+}
+
+impl MetricsEndpoints {
+    pub(crate) fn new(bound: Option<std::net::SocketAddr>, allowed: &[super::AllowedHost]) -> Self {
+        MetricsEndpoints {
+            hosts: HostPolicy::new(bound, allowed),
+        }
+    }
+}
+
+impl Handler for MetricsEndpoints {
+    fn respond(this: &Arc<Self>, head: &Parts) -> Answer {
+        let (route, r) = if let Err(why) = this.hosts.check(head) {
+            tracing::debug!(rule = ?why, "metrics: refused a request whose Host does not name this listener");
+            (
+                "refused-host",
+                json_error(StatusCode::FORBIDDEN, "Forbidden", why.message()),
+            )
+        } else if head.uri.path() != "/metrics" {
+            ("not-found", not_found(head.uri.path()))
+        } else if head.method != Method::GET {
+            ("metrics", method_not_allowed("/metrics", Method::GET))
+        } else {
+            ("metrics", metrics_page())
+        };
+        counted(route, Answer::Now(r))
+    }
+}
+
 /// The TCP endpoints: IMDSv2, the container endpoint (when a token file is configured) and
 /// `/healthz`.
 pub(crate) struct Endpoints {
@@ -280,6 +342,7 @@ impl Endpoints {
             "/latest/meta-data/placement/region" => return Route::Region,
             "/latest/meta-data/placement/availability-zone" => return Route::AvailabilityZone,
             "/healthz" => return Route::Health,
+            "/metrics" => return Route::Metrics,
             "/v1/credentials" if self.config.container_token_file.is_some() => {
                 return Route::Container;
             }
@@ -473,11 +536,13 @@ impl Handler for Endpoints {
                     Route::Health => {
                         Answer::Now(health(this.source.as_ref(), &this.rendered, &this.ctx()))
                     }
+                    Route::Metrics => Answer::Now(metrics_page()),
                     _ => Answer::Now(this.imds_get(route, headers)),
                 }
             };
             (route.name(), answer)
         };
+        let answer = counted(route, answer);
         // The route's name, not the path: it is what matters and cannot carry client data.
         if let Answer::Now(r) = &answer {
             tracing::trace!(%method, route, status = r.status().as_u16(), "server: answered");
