@@ -24,6 +24,7 @@ pub mod der;
 pub mod disk_cache;
 pub mod emulate;
 pub mod error;
+pub mod files;
 pub mod identity;
 pub mod pki;
 pub mod server;
