@@ -143,7 +143,7 @@ impl IdentityError {
                 "certificates, keys and PKCS#12 bundles are a few KiB: check that the path names the right file".into()
             }
             Refused { .. } => {
-                "give the path of a regular file; to pass the PEM text through a pipe use '-' (standard input) or env:NAME".into()
+                "check the path: it must name a regular file (to pass PEM text through a pipe, use '-' for standard input or env:NAME)".into()
             }
             MissingVariable { name, .. } => format!("export {name} with the PEM text, or give a file path instead"),
             EmptySource { .. } => "pass the PEM text (certificate and key may share one stream when both are '-')".into(),
