@@ -89,6 +89,19 @@ pub enum CredentialsFileError {
 }
 
 impl CredentialsFileError {
+    /// Whether the user's setup is at fault (exit 2) rather than a runtime failure. Each of
+    /// these is found by [`preflight`], before anything is sent.
+    pub fn is_configuration(&self) -> bool {
+        matches!(
+            self,
+            CredentialsFileError::NoHome
+                | CredentialsFileError::InvalidProfile { .. }
+                | CredentialsFileError::Refused { .. }
+                | CredentialsFileError::NotUtf8 { .. }
+                | CredentialsFileError::SymlinkLoop { .. }
+        )
+    }
+
     /// What the user can do about it, when we know.
     pub fn hint(&self) -> Option<String> {
         let denied = |source: &io::Error, path: &Path| {
@@ -137,21 +150,6 @@ impl CredentialsFileError {
             | CredentialsFileError::Lock { path, source }
             | CredentialsFileError::Write { path, source } => denied(source, path),
         }
-    }
-}
-
-impl CredentialsFileError {
-    /// Whether the user's setup is at fault (exit 2) rather than a runtime failure. Each of
-    /// these is found by [`preflight`], before anything is sent.
-    pub fn is_configuration(&self) -> bool {
-        matches!(
-            self,
-            CredentialsFileError::NoHome
-                | CredentialsFileError::InvalidProfile { .. }
-                | CredentialsFileError::Refused { .. }
-                | CredentialsFileError::NotUtf8 { .. }
-                | CredentialsFileError::SymlinkLoop { .. }
-        )
     }
 }
 
