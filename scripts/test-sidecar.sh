@@ -54,13 +54,55 @@ check "the image holds the binary, a CA bundle, /etc/hosts and a non-root user" 
 check "the image has no shell" sh -c "[ ! -e '$mnt/bin/sh' ] && [ ! -e '$mnt/bin' ]"
 check "the image runs as user 65532" sh -c "podman image inspect --format '{{.Config.User}}' '$image' | grep -qx '65532:65532'"
 
-# Identity and token directories for the agent, owned by the image's user.
+# The pod's volumes as kubelet makes them from container/k8s/deployment.yaml, so the test
+# runs the manifest as written: the agent's user and group, the pod's fsGroup and the
+# Secret volume's defaultMode are read from it.
+read -r run_uid run_gid fs_group default_mode < <(python3 - container/k8s/deployment.yaml <<'PY'
+import sys, yaml
+deployment = next(d for d in yaml.safe_load_all(open(sys.argv[1])) if d and d.get("kind") == "Deployment")
+pod = deployment["spec"]["template"]["spec"]
+agent = next(c for c in pod.get("initContainers", []) + pod["containers"] if c["name"] == "rolesanywhere-agent")
+pod_sc, agent_sc = pod.get("securityContext") or {}, agent.get("securityContext") or {}
+mounted = {m["name"] for m in agent["volumeMounts"]}
+secret = next(v["secret"] for v in pod["volumes"] if "secret" in v and v["name"] in mounted)
+# The image's USER is 65532:65532 when the manifest sets neither.
+uid = agent_sc.get("runAsUser", pod_sc.get("runAsUser", 65532))
+gid = agent_sc.get("runAsGroup", pod_sc.get("runAsGroup", 65532))
+fs_group = pod_sc.get("fsGroup")
+print(uid, gid, "none" if fs_group is None else fs_group, format(secret.get("defaultMode", 0o644), "04o"))
+PY
+)
+echo "sidecar: manifest: runs as $run_uid:$run_gid, fsGroup $fs_group, Secret defaultMode $default_mode"
+# Kubelet writes a Secret volume's files as root with defaultMode; with an fsGroup it gives
+# them that group and adds group read (and the containers get the group as a supplementary
+# one). The files sit behind the `..data` symlink of its atomic writer.
+if [ "$fs_group" = none ]; then
+    file_group=0 file_mode=$default_mode groups=$run_gid
+else
+    file_group=$fs_group file_mode=$(printf '%04o' $((0$default_mode | 0440))) groups=$run_gid,$fs_group
+fi
 "$debug_bin" demo --keep-in "$work/pki" > /dev/null
-mkdir -p "$work/identity" "$work/token"
-cp "$work/pki/cert.pem" "$work/identity/tls.crt"
-cp "$work/pki/key.pem" "$work/identity/tls.key"
-chown -R 65532:65532 "$work/identity" "$work/token"
-chmod 0700 "$work/token"
+data=..2026_01_01_00_00_00.000000001
+mkdir -p "$work/identity/$data" "$work/token"
+cp "$work/pki/cert.pem" "$work/identity/$data/tls.crt"
+cp "$work/pki/key.pem" "$work/identity/$data/tls.key"
+ln -s "$data" "$work/identity/..data"
+ln -s ..data/tls.crt "$work/identity/tls.crt"
+ln -s ..data/tls.key "$work/identity/tls.key"
+chown "0:$file_group" "$work/identity" "$work/identity/$data" "$work/identity/$data/tls.crt" "$work/identity/$data/tls.key"
+chmod 0755 "$work/identity" "$work/identity/$data"
+chmod "$file_mode" "$work/identity/$data/tls.crt" "$work/identity/$data/tls.key"
+# The token volume, an emptyDir: root-owned and writable by all (with an fsGroup, its group
+# and the set-group-id bit).
+chmod 0777 "$work/token"
+if [ "$fs_group" != none ]; then
+    chown "0:$fs_group" "$work/token" "$work/identity" "$work/identity/$data"
+    chmod g+s "$work/token" "$work/identity" "$work/identity/$data"
+fi
+# Only traversable, so the agent's user can reach the volumes (as it can in a pod).
+chmod 0711 "$work"
+check "the agent's user can read the Secret's files as kubelet mounts them (root-owned, group $file_group, mode $file_mode)" \
+    sh -c "setpriv --reuid '$run_uid' --regid '$run_gid' --groups '$groups' cat '$work/identity/tls.crt' '$work/identity/tls.key' > /dev/null"
 
 cat > "$work/inside.sh" <<INSIDE
 set -eu
@@ -80,15 +122,15 @@ ROLESANYWHERE_TRUST_ANCHOR_ARN=arn:aws:rolesanywhere:us-east-1:111122223333:trus
 ROLESANYWHERE_PROFILE_ARN=arn:aws:rolesanywhere:us-east-1:111122223333:profile/sidecar \
 ROLESANYWHERE_ROLE_ARN=arn:aws:iam::111122223333:role/sidecar \
 SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt \
-chroot --userspec=65532:65532 "$mnt" /rolesanywhere-agent serve --bind 127.0.0.1 --port 9911 \
+chroot --userspec=$run_uid:$run_gid --groups=$groups "$mnt" /rolesanywhere-agent serve --bind 127.0.0.1 --port 9911 \
     --certificate /etc/rolesanywhere-agent/tls.crt --private-key /etc/rolesanywhere-agent/tls.key \
     --container-token-file /var/run/rolesanywhere-agent/token --no-socket \
     --endpoint http://localhost:8443 > "$work/agent.out" 2> "$work/agent.err" &
 for _ in \$(seq 100); do
-    chroot --userspec=65532:65532 "$mnt" /rolesanywhere-agent healthcheck > /dev/null 2>&1 && break
+    chroot --userspec=$run_uid:$run_gid --groups=$groups "$mnt" /rolesanywhere-agent healthcheck > /dev/null 2>&1 && break
     sleep 0.1
 done
-chroot --userspec=65532:65532 "$mnt" /rolesanywhere-agent healthcheck
+chroot --userspec=$run_uid:$run_gid --groups=$groups "$mnt" /rolesanywhere-agent healthcheck
 AWS_CONTAINER_CREDENTIALS_FULL_URI=http://127.0.0.1:9911/v1/credentials \
 AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE="$work/token/token" \
 AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null \

@@ -120,13 +120,13 @@ pub struct CredentialArgs {
     /// Reuse the PKCS#11 user PIN for context-specific login
     #[arg(long)]
     pub reuse_pin: bool,
-    /// Password of a TPM key
+    /// Password of a TPM key. Visible to every local user in `ps` (and in ~/.aws/config when the line is there)
     #[arg(long, value_name = "PASSWORD", value_parser = secret)]
     pub tpm_key_password: Option<SecretString>,
     /// The TPM key has no password
     #[arg(long)]
     pub no_tpm_key_password: bool,
-    /// Password of an encrypted PKCS#8 key or PKCS#12 file (else ROLESANYWHERE_PKCS8_PASSWORD, else a prompt on a terminal)
+    /// Password of an encrypted PKCS#8 key or PKCS#12 file (else ROLESANYWHERE_PKCS8_PASSWORD, else a prompt on a terminal). Visible to every local user in `ps` (and in ~/.aws/config): prefer the variable
     #[arg(long, value_name = "PASSWORD", value_parser = secret)]
     pub pkcs8_password: Option<SecretString>,
     /// Extra PEM bundle of CAs to trust for the endpoint (besides the system roots and AWS_CA_BUNDLE)
@@ -264,10 +264,12 @@ pub struct SignStringArgs {
     pub pkcs11_lib: Option<String>,
     #[arg(long)]
     pub reuse_pin: bool,
+    /// Password of a TPM key. Visible to every local user in `ps`
     #[arg(long, value_name = "PASSWORD", value_parser = secret)]
     pub tpm_key_password: Option<SecretString>,
     #[arg(long)]
     pub no_tpm_key_password: bool,
+    /// Password of an encrypted PKCS#8 key or PKCS#12 file (else ROLESANYWHERE_PKCS8_PASSWORD, else a prompt on a terminal). Visible to every local user in `ps`: prefer the variable
     #[arg(long, value_name = "PASSWORD", value_parser = secret)]
     pub pkcs8_password: Option<SecretString>,
     #[arg(long)]

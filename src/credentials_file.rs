@@ -3,8 +3,10 @@
 //!
 //! This module owns finding the file ([`default_path`]), rewriting one profile's three
 //! credential keys while leaving every other byte alone ([`render`], pure), and replacing the
-//! file safely ([`update_profile`]): private mode, atomic rename, symlinks followed. It also
-//! provides the crate's one atomic private-file writer, shared with [`crate::disk_cache`].
+//! file safely ([`update_profile`]): private mode, atomic rename, symlinks followed, writers
+//! serialised by a lock file so concurrent updates of different profiles all survive. It
+//! also provides the crate's one atomic private-file writer, shared with
+//! [`crate::disk_cache`].
 //!
 //! The parser is deliberately line-based instead of a full INI model: a model would
 //! normalise spacing, comments and line endings, and the file belongs to the user.
@@ -24,6 +26,10 @@ pub const ENV_FILE: &str = "AWS_SHARED_CREDENTIALS_FILE";
 
 /// How many symbolic links we follow before giving up (the kernel's own limit is 40).
 const MAX_SYMLINKS: usize = 40;
+
+/// How long a writer waits for another to release the lock: a write takes milliseconds, so
+/// this is only ever reached when a process hangs while holding it.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Errors from finding, reading or writing the shared credentials file. No message ever
 /// contains a credential value.
@@ -48,6 +54,24 @@ pub enum CredentialsFileError {
         #[source]
         source: io::Error,
     },
+    #[error("cannot read {}: {source}", path.display())]
+    Refused {
+        path: PathBuf,
+        #[source]
+        source: crate::files::ReadError,
+    },
+    #[error("cannot lock {}: {source}", path.display())]
+    Lock {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error(
+        "another process has held the lock {} for {} s",
+        path.display(),
+        LOCK_WAIT.as_secs()
+    )]
+    LockBusy { path: PathBuf },
     #[error("{} is not UTF-8 text", path.display())]
     NotUtf8 { path: PathBuf },
     #[error("cannot create directory {}: {source}", path.display())]
@@ -65,6 +89,19 @@ pub enum CredentialsFileError {
 }
 
 impl CredentialsFileError {
+    /// Whether the user's setup is at fault (exit 2) rather than a runtime failure. Each of
+    /// these is found by [`preflight`], before anything is sent.
+    pub fn is_configuration(&self) -> bool {
+        matches!(
+            self,
+            CredentialsFileError::NoHome
+                | CredentialsFileError::InvalidProfile { .. }
+                | CredentialsFileError::Refused { .. }
+                | CredentialsFileError::NotUtf8 { .. }
+                | CredentialsFileError::SymlinkLoop { .. }
+        )
+    }
+
     /// What the user can do about it, when we know.
     pub fn hint(&self) -> Option<String> {
         let denied = |source: &io::Error, path: &Path| {
@@ -90,12 +127,27 @@ impl CredentialsFileError {
                 "fix the symbolic link at {} (it points back to itself)",
                 path.display()
             )),
+            CredentialsFileError::Refused { path, source } => Some(match source {
+                crate::files::ReadError::TooLarge { .. } => format!(
+                    "check that {ENV_FILE} or the home directory names the credentials file; {} was left unchanged",
+                    path.display()
+                ),
+                _ => format!(
+                    "point {ENV_FILE} at a regular file; {} was left unchanged",
+                    path.display()
+                ),
+            }),
+            CredentialsFileError::LockBusy { path } => Some(format!(
+                "find the process holding it with `fuser {}`; the credentials file was left unchanged",
+                path.display()
+            )),
             CredentialsFileError::NotUtf8 { path } => Some(format!(
                 "the credentials file must be UTF-8 text; fix or move {} (it was left unchanged)",
                 path.display()
             )),
             CredentialsFileError::Read { path, source }
             | CredentialsFileError::CreateDir { path, source }
+            | CredentialsFileError::Lock { path, source }
             | CredentialsFileError::Write { path, source } => denied(source, path),
         }
     }
@@ -131,9 +183,21 @@ fn default_path_from(
         .ok_or(CredentialsFileError::NoHome)
 }
 
+/// The checks `update` makes before it asks for credentials: the profile name can be
+/// written, and the file (when it exists) is a regular UTF-8 file under the size cap. The
+/// file is checked again when it is written.
+pub fn preflight(path: &Path, profile: &str) -> Result<(), CredentialsFileError> {
+    validate_profile(profile)?;
+    let target = resolve_symlinks(path)?;
+    read_existing(&target).map(drop)
+}
+
 /// Writes `creds` into section `[profile]` of the file at `path`, creating the file (and its
 /// directory, 0700) when missing. The result is always mode 0600. If `path` is a symbolic
-/// link, the file it points to is replaced and the link is kept.
+/// link, the file it points to is replaced and the link is kept. Concurrent writers (other
+/// `update` runs, for this profile or another) take turns through the lock file
+/// `NAME.lock` beside the file, and each re-reads the file under the lock, so no update is
+/// lost.
 pub fn update_profile(
     path: &Path,
     profile: &str,
@@ -156,6 +220,9 @@ pub fn update_profile(
             source,
         })?;
     }
+    // Held until the new file is in place: another writer's read-modify-write must not
+    // start from the file we are about to replace.
+    let _lock = lock_beside(&target)?;
     let (existing, old_mode) = read_existing(&target)?;
     let rendered = render(&existing, profile, creds);
     write_private_atomically(&target, rendered.as_bytes()).map_err(|source| {
@@ -574,20 +641,65 @@ fn parent_dir(path: &Path) -> &Path {
     }
 }
 
+/// Takes the exclusive advisory lock on `TARGET.lock` (created 0600 and never deleted:
+/// deleting it would let two writers lock two different files). The lock is on a file of
+/// its own because the credentials file is replaced by a rename at every write, so a lock
+/// on it would be held on an inode the next writer never opens. Released when the returned
+/// file is dropped, or when the process dies.
+fn lock_beside(target: &Path) -> Result<fs::File, CredentialsFileError> {
+    let mut name = target.file_name().unwrap_or_default().to_os_string();
+    name.push(".lock");
+    let path = parent_dir(target).join(name);
+    let lock_err = |source| CredentialsFileError::Lock {
+        path: path.clone(),
+        source,
+    };
+    let mut options = fs::OpenOptions::new();
+    options.read(true).write(true).create(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        // Security: a symbolic link planted at the lock's name is not followed.
+        options
+            .mode(0o600)
+            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32);
+    }
+    let file = options.open(&path).map_err(lock_err)?;
+    let deadline = std::time::Instant::now() + LOCK_WAIT;
+    loop {
+        match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => return Ok(file),
+            Err(rustix::io::Errno::WOULDBLOCK | rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(lock_err(e.into())),
+        }
+        if std::time::Instant::now() >= deadline {
+            return Err(CredentialsFileError::LockBusy { path });
+        }
+        // Polled rather than blocking so the wait is bounded; the jitter spreads waiters.
+        std::thread::sleep(std::time::Duration::from_millis(5 + fastrand::u64(0..20)));
+    }
+}
+
 /// The current contents (empty when the file does not exist) and the current mode bits.
 fn read_existing(path: &Path) -> Result<(Zeroizing<String>, Option<u32>), CredentialsFileError> {
     let read_err = |source| CredentialsFileError::Read {
         path: path.to_path_buf(),
         source,
     };
-    // The old file holds old secrets: wipe our copy of them too.
-    let mut bytes = Zeroizing::new(match fs::read(path) {
+    // The old file holds old secrets: `read_regular` wipes our copy of them too.
+    let mut bytes = match crate::files::read_regular(path, crate::files::CREDENTIALS_FILE_CAP) {
         Ok(bytes) => bytes,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+        Err(e) if e.is_not_found() => {
             return Ok((Zeroizing::new(String::new()), None));
         }
-        Err(e) => return Err(read_err(e)),
-    });
+        Err(crate::files::ReadError::Io(e)) => return Err(read_err(e)),
+        Err(source) => {
+            return Err(CredentialsFileError::Refused {
+                path: path.to_path_buf(),
+                source,
+            });
+        }
+    };
     let mode = file_mode(path).map_err(read_err)?;
     match String::from_utf8(std::mem::take(&mut *bytes)) {
         Ok(text) => Ok((Zeroizing::new(text), mode)),

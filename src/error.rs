@@ -48,6 +48,7 @@ impl Error {
             Error::Config(_) | Error::Identity(_) | Error::Emulate(_) | Error::Server(_) => {
                 exit::USAGE
             }
+            Error::CredentialsFile(e) if e.is_configuration() => exit::USAGE,
             Error::CredentialsFile(_) => exit::RUNTIME,
             Error::Session(e) if e.is_configuration() => exit::USAGE,
             Error::Session(_) | Error::Sign(_) | Error::Io { .. } => exit::RUNTIME,

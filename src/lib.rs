@@ -26,6 +26,7 @@ pub mod der;
 pub mod disk_cache;
 pub mod emulate;
 pub mod error;
+pub mod files;
 pub mod identity;
 pub mod metrics;
 pub mod pki;

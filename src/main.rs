@@ -12,8 +12,14 @@ use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
 
 fn main() -> ExitCode {
+    let dump_guard = forbid_core_dumps();
     let cli = Cli::parse();
     init_logging(&cli.command);
+    if let Err(e) = dump_guard {
+        tracing::warn!(
+            "cannot mark the process non-dumpable ({e}): a core dump or a debugger of this user could read its keys and credentials"
+        );
+    }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -31,6 +37,17 @@ fn main() -> ExitCode {
             ExitCode::from(e.exit_code() as u8)
         }
     }
+}
+
+/// Security: every subcommand may hold a private key, a PIN, a password or credentials in
+/// memory, so the process is made non-dumpable before anything is read: no core file is
+/// written when it crashes (a core of `serve` held the secret key, the IMDS token and the
+/// raw EC key), and processes of the same user cannot ptrace it or read its memory through
+/// /proc. Done first, for every subcommand, so no code path loads a secret before it.
+fn forbid_core_dumps() -> std::io::Result<()> {
+    #[cfg(target_os = "linux")]
+    rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)?;
+    Ok(())
 }
 
 /// Logs go to stderr (stdout carries credentials). `--debug` turns on our debug output;

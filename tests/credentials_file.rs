@@ -252,7 +252,11 @@ fn a_new_file_and_its_directory_are_private() {
         fs::read_to_string(&path).unwrap(),
         format!("[default]\n{NEW}")
     );
-    assert_eq!(names_in(path.parent().unwrap()), ["credentials"]);
+    // The lock file that serialises writers stays beside the file.
+    assert_eq!(
+        names_in(path.parent().unwrap()),
+        ["credentials", "credentials.lock"]
+    );
     #[cfg(unix)]
     {
         assert_eq!(mode(&path), 0o600);
@@ -272,7 +276,7 @@ fn updating_twice_edits_in_place_and_leaves_no_temp_files() {
         fs::read_to_string(&path).unwrap(),
         render(SEVERAL, "work", &creds()).as_str()
     );
-    assert_eq!(names_in(tmp.path()), ["credentials"]);
+    assert_eq!(names_in(tmp.path()), ["credentials", "credentials.lock"]);
 }
 
 #[cfg(unix)]
@@ -322,7 +326,8 @@ fn a_symlink_is_kept_and_its_target_updated() {
         format!("[other]\nk = v\n\n[default]\n{NEW}")
     );
     assert_eq!(mode(&target), 0o600);
-    assert_eq!(names_in(&dotfiles), ["credentials"]);
+    // Writers lock beside the file they replace, the link's target.
+    assert_eq!(names_in(&dotfiles), ["credentials", "credentials.lock"]);
     assert_eq!(names_in(&aws), ["credentials"]);
 }
 

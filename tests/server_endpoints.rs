@@ -691,7 +691,7 @@ async fn unix_socket_serves_process_credentials_for_its_identity_only() {
     // The client used by credential-process (Connection: close, blocking std socket).
     let path = sock.clone();
     let answer = tokio::task::spawn_blocking(move || {
-        rolesanywhere_agent::agent::client::ask(&path, IDENTITY)
+        rolesanywhere_agent::agent::client::ask(&path, IDENTITY, OffsetDateTime::now_utc())
     })
     .await
     .expect("join");

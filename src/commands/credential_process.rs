@@ -259,7 +259,7 @@ fn cached(
     freshness: Freshness,
 ) -> Option<Zeroizing<String>> {
     if let Some(socket) = args.socket.clone().or_else(client::default_socket_path) {
-        match client::ask(&socket, key.as_str()) {
+        match client::ask(&socket, key.as_str(), now) {
             Some(AgentAnswer::Credentials(json)) => {
                 tracing::debug!(socket = %socket.display(), "credentials from the agent");
                 return Some(json);

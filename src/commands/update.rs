@@ -16,8 +16,11 @@ use crate::error::Error;
 use crate::session::SessionClient;
 
 pub async fn run(args: &UpdateArgs, clock: Arc<dyn Clock>) -> Result<(), Error> {
-    let prepared = PreparedSession::from_args(&args.creds, clock.as_ref())?;
+    // Everything about the file that can be wrong is found before a session is asked for:
+    // an unwritable profile name used to be refused only after the CreateSession.
     let path = credentials_file::default_path()?;
+    credentials_file::preflight(&path, &args.profile)?;
+    let prepared = PreparedSession::from_args(&args.creds, clock.as_ref())?;
     let client = SessionClient::new(&prepared.endpoint, clock.clone())?;
     if args.once {
         let creds = client

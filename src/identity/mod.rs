@@ -75,6 +75,13 @@ pub enum IdentityError {
         #[source]
         source: std::io::Error,
     },
+    #[error("cannot read {flag} {path}: {source}")]
+    Refused {
+        flag: &'static str,
+        path: String,
+        #[source]
+        source: crate::files::ReadError,
+    },
     #[error("{flag} env:{name}: the environment variable {name} is not set")]
     MissingVariable { flag: &'static str, name: String },
     #[error("{flag} {path} is empty")]
@@ -132,6 +139,12 @@ impl IdentityError {
         Some(match self {
             NoCertificate => "pass --certificate PATH (and --private-key PATH unless it is a PKCS#12 file)".into(),
             Read { .. } => "check the path and that this user may read it".into(),
+            Refused { source: crate::files::ReadError::TooLarge { .. }, .. } => {
+                "certificates, keys and PKCS#12 bundles are a few KiB: check that the path names the right file".into()
+            }
+            Refused { .. } => {
+                "check the path: it must name a regular file (to pass PEM text through a pipe, use '-' for standard input or env:NAME)".into()
+            }
             MissingVariable { name, .. } => format!("export {name} with the PEM text, or give a file path instead"),
             EmptySource { .. } => "pass the PEM text (certificate and key may share one stream when both are '-')".into(),
             NotACertificate { .. } => {
@@ -356,6 +369,11 @@ fn read(flag: &'static str, value: &str) -> Result<zeroize::Zeroizing<Vec<u8>>, 
     let src = source::Source::parse(value);
     src.read().map_err(|e| match e {
         source::SourceError::Io(source) => IdentityError::Read {
+            flag,
+            path: src.describe(),
+            source,
+        },
+        source::SourceError::Refused(source) => IdentityError::Refused {
             flag,
             path: src.describe(),
             source,

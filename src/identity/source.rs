@@ -3,6 +3,7 @@
 //! never echoed; messages name the source (the file, the variable), never its value.
 
 use std::io::Read as _;
+use std::path::Path;
 use std::sync::OnceLock;
 
 use zeroize::Zeroizing;
@@ -19,6 +20,8 @@ pub enum Source<'a> {
 #[derive(Debug)]
 pub enum SourceError {
     Io(std::io::Error),
+    /// A file that is not a regular file, or is over [`crate::files::IDENTITY_CAP`].
+    Refused(crate::files::ReadError),
     /// `env:NAME` with NAME unset or not UTF-8.
     MissingVariable,
     /// The variable or standard input held nothing.
@@ -54,7 +57,15 @@ impl<'a> Source<'a> {
     /// certificate and key given both as `-` come from one PEM stream.
     pub fn read(&self) -> Result<Zeroizing<Vec<u8>>, SourceError> {
         let data = match self {
-            Source::File(path) => Zeroizing::new(std::fs::read(path).map_err(SourceError::Io)?),
+            // Security: a FIFO, a device or a huge file would hang or exhaust the process.
+            Source::File(path) => {
+                crate::files::read_regular(Path::new(path), crate::files::IDENTITY_CAP).map_err(
+                    |e| match e {
+                        crate::files::ReadError::Io(e) => SourceError::Io(e),
+                        refused => SourceError::Refused(refused),
+                    },
+                )?
+            }
             Source::Env(name) => {
                 let value = std::env::var(name).map_err(|_| SourceError::MissingVariable)?;
                 Zeroizing::new(value.into_bytes())
