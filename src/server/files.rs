@@ -251,32 +251,13 @@ impl TokenReader {
 /// then checked with `fstat`, and read only up to the size cap. Blocking (a slow file
 /// system): call it off the runtime thread, as [`TokenReader`] does.
 pub fn read_container_token(path: &Path) -> io::Result<Zeroizing<Vec<u8>>> {
-    let file = OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open(path)?;
-    let meta = file.metadata()?;
-    if !meta.file_type().is_file() {
-        return Err(io::Error::new(
+    let mut buf = crate::files::read_regular(path, MAX_TOKEN_FILE).map_err(|e| match e {
+        crate::files::ReadError::Io(e) => e,
+        refused => io::Error::new(
             io::ErrorKind::InvalidInput,
-            "the token file is not a regular file (a FIFO, device, socket or directory)",
-        ));
-    }
-    let len = meta.len();
-    if len > MAX_TOKEN_FILE {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("the token file is larger than {MAX_TOKEN_FILE} bytes"),
-        ));
-    }
-    let mut buf = Zeroizing::new(Vec::with_capacity(len as usize + 1));
-    io::Read::read_to_end(&mut io::Read::take(file, MAX_TOKEN_FILE + 1), &mut buf)?;
-    if buf.len() as u64 > MAX_TOKEN_FILE {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("the token file grew past {MAX_TOKEN_FILE} bytes while read"),
-        ));
-    }
+            format!("the token file cannot be used: {refused}"),
+        ),
+    })?;
     while buf.last().is_some_and(|b| b.is_ascii_whitespace()) {
         buf.pop();
     }
