@@ -90,6 +90,9 @@ pub struct EmulateArgs {
     /// Issue credentials valid this long instead of the requested duration (for refresh tests)
     #[arg(long, value_name = "SECONDS")]
     pub credential_lifetime: Option<u32>,
+    /// Never answer the requests after the first N (a hanging service, for shutdown tests)
+    #[arg(long, value_name = "N")]
+    pub stall_after: Option<u64>,
     /// Wait this long before answering each CreateSession (a slow service, for tests)
     #[arg(long, value_name = "MS", default_value_t = 0)]
     pub response_delay_ms: u64,
@@ -136,6 +139,8 @@ pub struct EmulateConfig {
     pub fail_after: Option<u64>,
     /// Issue credentials valid this long instead of the requested duration.
     pub credential_lifetime: Option<u32>,
+    /// Hold every request after the first N without an answer.
+    pub stall_after: Option<u64>,
     /// Delay before each answer.
     pub response_delay: std::time::Duration,
     /// Append a JSON line per request to this file.
@@ -153,6 +158,7 @@ impl EmulateConfig {
             fail_status: 503,
             fail_after: None,
             credential_lifetime: None,
+            stall_after: None,
             response_delay: std::time::Duration::ZERO,
             request_log: None,
             clock: Clock::System,
@@ -246,6 +252,7 @@ pub async fn start(
         fail_status: config.fail_status,
         fail_after: config.fail_after,
         credential_lifetime: config.credential_lifetime,
+        stall_after: config.stall_after,
         response_delay: config.response_delay,
         clock: config.clock,
         requests: requests.clone(),
@@ -354,6 +361,7 @@ pub async fn run(
         fail_status: args.fail_status,
         fail_after: args.fail_after,
         credential_lifetime: args.credential_lifetime,
+        stall_after: args.stall_after,
         response_delay: std::time::Duration::from_millis(args.response_delay_ms),
         request_log: args.request_log.clone(),
         clock: Clock::System,
