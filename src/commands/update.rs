@@ -16,6 +16,7 @@ use crate::error::Error;
 use crate::session::SessionClient;
 
 pub async fn run(args: &UpdateArgs, clock: Arc<dyn Clock>) -> Result<(), Error> {
+    let baseline = crate::agent::rotation::Baseline::take(&args.creds);
     let prepared = PreparedSession::from_args(&args.creds, clock.as_ref())?;
     let path = credentials_file::default_path()?;
     let client = SessionClient::new(&prepared.endpoint, clock.clone())?;
@@ -26,21 +27,44 @@ pub async fn run(args: &UpdateArgs, clock: Arc<dyn Clock>) -> Result<(), Error> 
         return write(&path, &args.profile, &creds);
     }
 
+    let status = Arc::new(crate::agent::expiry::IdentityStatus::new(
+        crate::agent::expiry::CertDates::of(&prepared.identity.certificate),
+    ));
     let loader = Arc::new(SessionLoader::new(
         client,
         prepared.identity,
         prepared.settings,
     ));
     let cache = Arc::new(CredentialCache::new(
-        loader,
+        loader.clone(),
         PreparedSession::policy(&args.creds),
-        clock,
+        clock.clone(),
     ));
+    // A renewed certificate is used for the next CreateSession, as in `serve`.
+    let rotation = crate::agent::rotation::Rotation::new(
+        args.creds.clone(),
+        clock.clone(),
+        loader,
+        None,
+        status.clone(),
+        baseline,
+    );
     let mut updates = cache.subscribe();
-    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
-    let refresher = tokio::spawn(cache.clone().run_refresher(async move {
-        let _ = stop_rx.wait_for(|stop| *stop).await;
-    }));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        }
+    };
+    let refresher = tokio::spawn(cache.clone().run_refresher(stopped()));
+    tokio::spawn(rotation.run(stopped()));
+    tokio::spawn(crate::agent::expiry::monitor(
+        status,
+        cache.clone(),
+        clock,
+        stopped(),
+    ));
     let shutdown = super::shutdown_signal();
     tokio::pin!(shutdown);
     loop {
