@@ -294,13 +294,35 @@ fn rotation_style(
     let dir = tempfile::tempdir().unwrap();
     let (a, b) = (pki.leaf(), pki.leaf());
     let (cert, key, rotate) = setup(dir.path(), &a);
-    let serve = Serve::start(&cert, &key, &emu, &["--no-socket"]);
+    let socket = dir.path().join("agent.sock");
+    let serve = Serve::start(&cert, &key, &emu, &["--socket", &path(&socket)]);
     assert_eq!(emu.requests()[0]["serial"], serial(&a));
     rotate(&b);
     assert!(
         serve.wait_log("identity rotated", Duration::from_secs(5)),
         "the rotation was not noticed within 5 s:\n{}",
         serve.log()
+    );
+    // The socket answers a credential-process that reads the new files (no CreateSession
+    // of its own; the agent's next refresh is ~8 s away).
+    let before = emu.requests().len();
+    let out = util::run(&mut util::credential_process(
+        &emu.url,
+        &[
+            "--certificate",
+            &path(&cert),
+            "--private-key",
+            &path(&key),
+            "--socket",
+            &path(&socket),
+        ],
+    ));
+    util::credentials(&out);
+    assert_eq!(
+        emu.requests().len(),
+        before,
+        "credential-process was answered by the agent: {}",
+        util::stderr(&out)
     );
     let log = serve.log();
     assert!(
