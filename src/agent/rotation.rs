@@ -35,9 +35,11 @@ use blocking::{Lane, Stalled};
 use stamp::Stamp;
 
 /// Longest wait for a reload's reads (files, token, keyring) before it is reported stuck.
-pub const LOAD_BOUND: Duration = Duration::from_secs(20);
+pub const LOAD_BOUND: Duration = Duration::from_secs(10);
 /// Longest wait for the stamps (or the token lookup) before a CreateSession.
 const CHECK_BOUND: Duration = Duration::from_secs(5);
+/// Reads stuck past their bound at once before further ones are refused.
+const MAX_STUCK_READS: usize = 3;
 /// After a directory event, writers get this long to finish before the files are read.
 const SETTLE: Duration = Duration::from_millis(200);
 /// First retry after an unusable change; doubles up to [`RETRY_CAP`].
@@ -67,6 +69,8 @@ impl Baseline {
 pub enum ReloadError {
     #[error("{0}")]
     Invalid(String),
+    #[error("{} is not a regular file (a FIFO or a device?)", .path.display())]
+    NotRegular { path: PathBuf },
     #[error("the files changed while they were read")]
     Changing,
     #[error(
@@ -74,7 +78,7 @@ pub enum ReloadError {
         .bound.as_secs()
     )]
     TimedOut { sources: String, bound: Duration },
-    #[error("an earlier read of {sources} is still stuck; not starting another")]
+    #[error("earlier reads of {sources} are still stuck; not starting another")]
     StillBusy { sources: String },
     #[error("the identity sources {sources} cannot be read again (only files can)")]
     NotRereadable { sources: String },
@@ -130,7 +134,7 @@ impl Rotation {
             status,
             files: baseline.files,
             on_token,
-            lane: Lane::default(),
+            lane: Lane::new(MAX_STUCK_READS),
             current: Mutex::new(baseline.stamps),
             reloading: tokio::sync::Mutex::new(()),
             pending: Mutex::new(false),
@@ -173,20 +177,31 @@ impl Rotation {
         let _one = self.reloading.lock().await;
         let (args, clock, files) = (self.args.clone(), self.clock.clone(), self.files.clone());
         let read = self.lane.run(LOAD_BOUND, move || {
+            // A FIFO or device in place of a file would block the read (or never end):
+            // refused by its type, which a stat tells without opening it.
+            if let Some(odd) = files
+                .iter()
+                .find(|f| std::fs::metadata(f).is_ok_and(|m| !m.is_file()))
+            {
+                return Err(odd.clone());
+            }
             let before = stamp::stamps(&files);
             let prepared = PreparedSession::from_args(&args, clock.as_ref())
                 .map_err(|e| Report(&e).to_string());
-            (before, prepared, stamp::stamps(&files))
+            Ok((before, prepared, stamp::stamps(&files)))
         });
-        let (before, prepared, after) = read.await.map_err(|stalled| match stalled {
-            Stalled::TimedOut(bound) => ReloadError::TimedOut {
-                sources: self.sources(),
-                bound,
-            },
-            Stalled::StillBusy | Stalled::Failed => ReloadError::StillBusy {
-                sources: self.sources(),
-            },
-        })?;
+        let (before, prepared, after) = read
+            .await
+            .map_err(|stalled| match stalled {
+                Stalled::TimedOut(bound) => ReloadError::TimedOut {
+                    sources: self.sources(),
+                    bound,
+                },
+                Stalled::StillBusy | Stalled::Failed => ReloadError::StillBusy {
+                    sources: self.sources(),
+                },
+            })?
+            .map_err(|odd| ReloadError::NotRegular { path: odd })?;
         let prepared = prepared.map_err(|e| {
             ReloadError::Invalid(e.trim_start_matches("error: ").replace('\n', "; "))
         })?;
@@ -373,6 +388,9 @@ impl Rotation {
             }
         };
         let mut retry: Option<Duration> = None;
+        // The first round only compares stamps: a change made before the watches existed
+        // (between the start-up load and now) has no event to wake us.
+        let mut first = true;
         loop {
             if let Some(w) = watcher.as_mut() {
                 w.set(&self.dirs());
@@ -393,6 +411,7 @@ impl Rotation {
             };
             tokio::select! {
                 _ = &mut shutdown => return,
+                _ = std::future::ready(()), if first => first = false,
                 result = event => {
                     if let Err(e) = result {
                         tracing::warn!(error = %e, "inotify failed; checking the identity files every 5 s instead");

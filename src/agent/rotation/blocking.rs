@@ -4,11 +4,12 @@
 //! certificate, a hung NFS mount, a keyring call) would freeze every endpoint. The work runs
 //! on its own thread instead of tokio's blocking pool because a stuck pool thread keeps the
 //! runtime from shutting down, so SIGTERM would hang too; a detached thread ends with the
-//! process. At most one such read is outstanding: while one is stuck, further attempts fail
-//! at once instead of piling up threads.
+//! process. A few reads may be stuck at once (a file replaced by a FIFO, later by a good
+//! file, must not block rotation for good); past that, attempts fail at once instead of
+//! piling up threads.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 /// Why the work produced no result.
@@ -16,30 +17,40 @@ use std::time::Duration;
 pub enum Stalled {
     /// It did not finish within the bound (it may still be running).
     TimedOut(Duration),
-    /// An earlier call is still running past its bound.
+    /// Too many earlier calls are still running past their bound.
     StillBusy,
     /// The thread could not be started, or panicked.
     Failed,
 }
 
 /// One lane of off-runtime work. Clones share the lane.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Lane {
-    busy: Arc<AtomicBool>,
+    running: Arc<AtomicUsize>,
+    max: usize,
 }
 
 impl Lane {
+    /// A lane that runs at most `max` calls at once (stuck ones included).
+    pub fn new(max: usize) -> Self {
+        Lane {
+            running: Arc::new(AtomicUsize::new(0)),
+            max,
+        }
+    }
+
     /// Runs `work` on a thread of its own and waits at most `bound` for its result.
     pub async fn run<T, F>(&self, bound: Duration, work: F) -> Result<T, Stalled>
     where
         T: Send + 'static,
         F: FnOnce() -> T + Send + 'static,
     {
-        if self.busy.swap(true, Ordering::AcqRel) {
+        if self.running.fetch_add(1, Ordering::AcqRel) >= self.max {
+            self.running.fetch_sub(1, Ordering::AcqRel);
             return Err(Stalled::StillBusy);
         }
         let (tx, rx) = tokio::sync::oneshot::channel();
-        let guard = Release(self.busy.clone());
+        let guard = Release(self.running.clone());
         let spawned = std::thread::Builder::new()
             .name("identity-read".into())
             .spawn(move || {
@@ -61,12 +72,12 @@ impl Lane {
     }
 }
 
-/// Frees the lane when the work is done (or has panicked).
-struct Release(Arc<AtomicBool>);
+/// Frees a place in the lane when the work is done (or has panicked).
+struct Release(Arc<AtomicUsize>);
 
 impl Drop for Release {
     fn drop(&mut self) {
-        self.0.store(false, Ordering::Release);
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -76,7 +87,7 @@ mod tests {
 
     #[tokio::test]
     async fn returns_the_result_and_bounds_a_stuck_call() {
-        let lane = Lane::default();
+        let lane = Lane::new(1);
         assert_eq!(lane.run(Duration::from_secs(5), || 7).await, Ok(7));
         let (release, wait) = std::sync::mpsc::channel::<()>();
         let stuck = lane
