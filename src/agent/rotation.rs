@@ -348,9 +348,10 @@ impl Rotation {
                     ),
                 }
             }
-            Err(e @ ReloadError::NotRereadable { .. }) => {
-                tracing::warn!("SIGHUP: {e}; keeping the current identity")
-            }
+            Err(ReloadError::NotRereadable { sources }) => tracing::warn!(
+                %sources,
+                "SIGHUP: the identity comes from sources that cannot be read again; keeping the current one"
+            ),
             Err(e) => tracing::error!(
                 "SIGHUP: the certificate or key cannot be used, keeping the current identity: {e}"
             ),

@@ -100,28 +100,21 @@ pub async fn run(args: &ServeArgs, clock: Arc<dyn Clock>) -> Result<(), Error> {
         Arc::new(expiry::WithIdentity::new(cache.clone(), status.clone()));
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(cache.clone().run_refresher(stopped()));
-    let rotation = Rotation::new(
-        args.creds.clone(),
-        clock.clone(),
-        loader.clone(),
-        Some(identity_key.clone()),
-        status.clone(),
-        baseline,
-    );
-    tasks.spawn(rotation.clone().run(stopped()));
-    tasks.spawn(expiry::monitor(
+    let reloads = spawn_identity_tasks(
+        &mut tasks,
+        Rotation::new(
+            args.creds.clone(),
+            clock.clone(),
+            loader.clone(),
+            Some(identity_key.clone()),
+            status.clone(),
+            baseline,
+        ),
+        cache.clone(),
         status,
-        cache.clone(),
         clock.clone(),
-        stopped(),
-    ));
-    let reloads = Arc::new(Notify::new());
-    tasks.spawn(reloader(
-        rotation,
-        cache.clone(),
-        reloads.clone(),
-        stopped(),
-    ));
+        &stopped,
+    );
     {
         let (source, config, shutdown) = (source.clone(), config.clone(), stopped());
         tasks.spawn(async move {
@@ -195,6 +188,26 @@ pub async fn run(args: &ServeArgs, clock: Arc<dyn Clock>) -> Result<(), Error> {
         let _ = std::fs::remove_file(path);
     }
     Ok(())
+}
+
+/// Starts what follows the identity: the renewal watcher, the expiry monitor and the SIGHUP
+/// reloader. Returns the reloader's wake-up, for the signal loop.
+fn spawn_identity_tasks<F>(
+    tasks: &mut tokio::task::JoinSet<()>,
+    rotation: Arc<Rotation>,
+    cache: Arc<CredentialCache>,
+    status: Arc<IdentityStatus>,
+    clock: Arc<dyn Clock>,
+    stopped: &impl Fn() -> F,
+) -> Arc<Notify>
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    tasks.spawn(rotation.clone().run(stopped()));
+    tasks.spawn(expiry::monitor(status, cache.clone(), clock, stopped()));
+    let reloads = Arc::new(Notify::new());
+    tasks.spawn(reloader(rotation, cache, reloads.clone(), stopped()));
+    reloads
 }
 
 /// The least time between the starts of two SIGHUP reloads (each forces a CreateSession).
