@@ -358,20 +358,25 @@ impl Rotation {
         }
     }
 
-    /// The directories to watch: each file's own directory and its resolved target's.
-    fn dirs(&self) -> Vec<PathBuf> {
-        let mut dirs = Vec::new();
-        for file in &self.files {
-            let resolved = Stamp::of(file).resolved().map(Path::to_path_buf);
-            for path in [Some(file.clone()), resolved].into_iter().flatten() {
-                if let Some(dir) = path.parent()
-                    && !dirs.iter().any(|d: &PathBuf| d == dir)
-                {
-                    dirs.push(dir.to_path_buf());
-                }
+    /// Points the watches at the files' directories as they resolve now. Off the runtime:
+    /// resolving paths may block on a stalled network filesystem.
+    async fn update_watches(&self, watcher: &mut inotify::DirWatcher) {
+        let mut list = match watcher.take() {
+            Ok(list) => list,
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot update the inotify watches");
+                return;
             }
+        };
+        let files = self.files.clone();
+        let updated = self.lane.run(CHECK_BOUND, move || {
+            list.set(&dirs(&files));
+            list
+        });
+        match updated.await {
+            Ok(list) => watcher.put(list),
+            Err(e) => tracing::debug!(?e, "updating the inotify watches did not finish"),
         }
-        dirs
     }
 
     /// Watches the files until `shutdown` resolves: a change is loaded within a second or
@@ -394,7 +399,7 @@ impl Rotation {
         let mut first = true;
         loop {
             if let Some(w) = watcher.as_mut() {
-                w.set(&self.dirs());
+                self.update_watches(w).await;
             }
             let watching = watcher
                 .as_ref()
@@ -447,6 +452,22 @@ impl Rotation {
             }
         }
     }
+}
+
+/// The directories to watch: each file's own directory and its resolved target's.
+fn dirs(files: &[PathBuf]) -> Vec<PathBuf> {
+    let mut dirs = Vec::new();
+    for file in files {
+        let resolved = Stamp::of(file).resolved().map(Path::to_path_buf);
+        for path in [Some(file.clone()), resolved].into_iter().flatten() {
+            if let Some(dir) = path.parent()
+                && !dirs.iter().any(|d: &PathBuf| d == dir)
+            {
+                dirs.push(dir.to_path_buf());
+            }
+        }
+    }
+    dirs
 }
 
 /// The identity flags that name files (not tokens, key stores, variables or standard
