@@ -23,6 +23,8 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 cargo test --locked "$@"
+# The soak (about three minutes; ignored by a plain `cargo test`).
+cargo test --locked --test soak -- --ignored
 
 # The static binary in an empty root, and the sidecar image run from its own filesystem.
 scripts/test-static.sh

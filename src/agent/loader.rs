@@ -1,9 +1,11 @@
 //! The production [`Loader`]: CreateSession with the current identity. The identity can be
-//! swapped at run time (SIGHUP after a certificate rotation); the next session uses it.
+//! swapped at run time (a renewal noticed by [`Rotation`], or SIGHUP); the next session
+//! uses it.
 
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock, Weak};
 
 use super::cache::{LoadError, Loader};
+use super::rotation::Rotation;
 use crate::config::SessionSettings;
 use crate::error::Report;
 use crate::identity::Identity;
@@ -13,6 +15,9 @@ pub struct SessionLoader {
     client: SessionClient,
     identity: RwLock<Arc<Identity>>,
     settings: SessionSettings,
+    /// Checked before each CreateSession for a renewal inotify did not see. Weak: the
+    /// rotation holds the loader.
+    rotation: OnceLock<Weak<Rotation>>,
 }
 
 impl SessionLoader {
@@ -23,7 +28,13 @@ impl SessionLoader {
             client,
             identity: RwLock::new(Arc::new(identity)),
             settings,
+            rotation: OnceLock::new(),
         }
+    }
+
+    /// Asks `rotation` to check the identity's sources before each CreateSession.
+    pub fn follow(&self, rotation: &Arc<Rotation>) {
+        let _ = self.rotation.set(Arc::downgrade(rotation));
     }
 
     /// The identity the next CreateSession will use.
@@ -54,6 +65,9 @@ impl Loader for SessionLoader {
         >,
     > {
         Box::pin(async move {
+            if let Some(rotation) = self.rotation.get().and_then(Weak::upgrade) {
+                rotation.before_session().await;
+            }
             let identity = self.identity();
             self.client
                 .create_session(&identity, &self.settings)

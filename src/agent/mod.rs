@@ -1,12 +1,16 @@
 //! The agent: credentials kept in memory and refreshed ahead of expiry in the background,
 //! served to many clients without ever putting CreateSession on a request's path.
 //!
-//! [`CredentialSource`] is what the endpoints read from; [`cache`] implements it.
+//! [`CredentialSource`] is what the endpoints read from; [`cache`] implements it. The
+//! identity in use follows renewals on disk or on a token ([`rotation`]), and its expiry is
+//! watched ([`expiry`]).
 
 pub mod cache;
 pub mod client;
+pub mod expiry;
 pub mod loader;
 pub mod notify;
+pub mod rotation;
 
 use std::fmt;
 use std::sync::Arc;
@@ -51,4 +55,10 @@ impl fmt::Display for Unavailable {
 pub trait CredentialSource: Send + Sync + 'static {
     /// Credentials valid at `now`, never empty or expired.
     fn current(&self, now: OffsetDateTime) -> Result<Arc<Credentials>, Unavailable>;
+
+    /// The dates of the certificate the credentials come from, when known (`/healthz`
+    /// reports "degraded" near its expiry).
+    fn certificate(&self) -> Option<expiry::CertDates> {
+        None
+    }
 }

@@ -1,29 +1,48 @@
 //! `serve`: the agent. It obtains the first credentials (or exits 1 so systemd restarts
 //! it), then serves them from memory over IMDSv2, the container endpoint and a Unix socket
-//! while a background task refreshes them ahead of expiry. SIGHUP re-reads the certificate
-//! and key; SIGTERM/SIGINT drain and exit 0.
+//! while a background task refreshes them ahead of expiry. A renewed certificate is picked
+//! up by itself ([`crate::agent::rotation`]); SIGHUP re-reads the certificate and key and
+//! refreshes at once. SIGTERM/SIGINT drain and exit 0 within [`STOP_BOUND`], whatever is in
+//! flight (a reload against a hanging endpoint included).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::signal::unix::{SignalKind, signal};
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 
 use super::PreparedSession;
 use crate::agent::cache::CredentialCache;
+use crate::agent::expiry::{self, CertDates, IdentityStatus};
 use crate::agent::loader::SessionLoader;
 use crate::agent::notify::notify;
+use crate::agent::rotation::{Baseline, Rotation};
 use crate::cli::ServeArgs;
 use crate::clock::Clock;
 use crate::error::Error;
 use crate::server::{self, ServerConfig};
 use crate::session::SessionClient;
 
+/// From SIGTERM/SIGINT to exit, at most (plus the socket file's removal): the servers'
+/// drain is bounded by their own grace, and whatever else is in flight is abandoned.
+pub const STOP_BOUND: Duration = Duration::from_secs(10);
+
 pub async fn run(args: &ServeArgs, clock: Arc<dyn Clock>) -> Result<(), Error> {
     server::check_bind_address(args.bind, args.allow_non_loopback)?;
-    if let Some(path) = &args.socket {
+    // Checked before the first CreateSession: a socket directory others could tamper with is
+    // a configuration error, found without sending anything.
+    let socket_path = if args.no_socket {
+        None
+    } else {
+        args.socket
+            .clone()
+            .or_else(crate::agent::client::default_socket_path)
+    };
+    if let Some(path) = &socket_path {
         server::check_socket_dir(path)?;
     }
+    let baseline = Baseline::take(&args.creds);
     let prepared = PreparedSession::from_args(&args.creds, clock.as_ref())?;
     if let Some(path) = &args.container_token_file {
         server::ensure_container_token(path).map_err(|e| {
@@ -34,6 +53,9 @@ pub async fn run(args: &ServeArgs, clock: Arc<dyn Clock>) -> Result<(), Error> {
         })?;
     }
     let identity_key = server::IdentityKey::new(prepared.cache_key().as_str());
+    let status = Arc::new(IdentityStatus::new(CertDates::of(
+        &prepared.identity.certificate,
+    )));
     let settings = prepared.settings.clone();
     let client = SessionClient::new(&prepared.endpoint, clock.clone())?;
 
@@ -63,23 +85,13 @@ pub async fn run(args: &ServeArgs, clock: Arc<dyn Clock>) -> Result<(), Error> {
     let local = tcp
         .local_addr()
         .map_err(|e| Error::io("cannot read the listening address", e))?;
-    let socket_path = if args.no_socket {
-        None
-    } else {
-        args.socket
-            .clone()
-            .or_else(crate::agent::client::default_socket_path)
+    let unix = match &socket_path {
+        Some(path) => Some(
+            server::bind_unix(path)
+                .map_err(|e| Error::io(format!("cannot listen on socket {}", path.display()), e))?,
+        ),
+        None => None,
     };
-    let unix =
-        match &socket_path {
-            Some(path) => {
-                server::check_socket_dir(path)?;
-                Some(server::bind_unix(path).map_err(|e| {
-                    Error::io(format!("cannot listen on socket {}", path.display()), e)
-                })?)
-            }
-            None => None,
-        };
 
     let metrics = match args.metrics_bind {
         Some(addr) => Some(bind_metrics(addr).await?),
@@ -93,9 +105,25 @@ pub async fn run(args: &ServeArgs, clock: Arc<dyn Clock>) -> Result<(), Error> {
             let _ = rx.wait_for(|stop| *stop).await;
         }
     };
-    let source: Arc<dyn crate::agent::CredentialSource> = cache.clone();
+    let source: Arc<dyn crate::agent::CredentialSource> =
+        Arc::new(expiry::WithIdentity::new(cache.clone(), status.clone()));
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(cache.clone().run_refresher(stopped()));
+    let reloads = spawn_identity_tasks(
+        &mut tasks,
+        Rotation::new(
+            args.creds.clone(),
+            clock.clone(),
+            loader.clone(),
+            Some(identity_key.clone()),
+            status.clone(),
+            baseline,
+        ),
+        cache.clone(),
+        status,
+        clock.clone(),
+        &stopped,
+    );
     {
         let (source, config, shutdown) = (source.clone(), config.clone(), stopped());
         tasks.spawn(async move {
@@ -164,15 +192,18 @@ pub async fn run(args: &ServeArgs, clock: Arc<dyn Clock>) -> Result<(), Error> {
         tokio::select! {
             _ = interrupt.recv() => break,
             _ = term.recv() => break,
-            _ = hangup.recv() => reload(args, clock.as_ref(), &loader, &cache, &identity_key).await,
+            // Never awaited here: a reload against a hanging endpoint must not hold up
+            // SIGTERM. A storm of SIGHUPs leaves at most one reload pending.
+            _ = hangup.recv() => reloads.notify_one(),
         }
     }
 
     notify("STOPPING=1");
     tracing::info!("shutting down: draining requests");
     let _ = stop_tx.send(true);
-    // Each server bounds its own drain; this bounds the whole.
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+    // Each server bounds its own drain; this bounds the whole. Tasks still running then
+    // (a CreateSession against a hanging endpoint) are aborted when `tasks` drops.
+    let _ = tokio::time::timeout(STOP_BOUND, async {
         while tasks.join_next().await.is_some() {}
     })
     .await;
@@ -182,60 +213,56 @@ pub async fn run(args: &ServeArgs, clock: Arc<dyn Clock>) -> Result<(), Error> {
     Ok(())
 }
 
-/// SIGHUP: re-reads the certificate and key. A broken new identity is reported and the old
-/// one kept; a good one is used for a session right away, so the rotated certificate takes
-/// effect without waiting for the next refresh.
-async fn reload(
-    args: &ServeArgs,
-    clock: &dyn Clock,
-    loader: &SessionLoader,
-    cache: &CredentialCache,
-    identity_key: &server::IdentityKey,
+/// Starts what follows the identity: the renewal watcher, the expiry monitor and the SIGHUP
+/// reloader. Returns the reloader's wake-up, for the signal loop.
+fn spawn_identity_tasks<F>(
+    tasks: &mut tokio::task::JoinSet<()>,
+    rotation: Arc<Rotation>,
+    cache: Arc<CredentialCache>,
+    status: Arc<IdentityStatus>,
+    clock: Arc<dyn Clock>,
+    stopped: &impl Fn() -> F,
+) -> Arc<Notify>
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    tasks.spawn(rotation.clone().run(stopped()));
+    tasks.spawn(expiry::monitor(status, cache.clone(), clock, stopped()));
+    let reloads = Arc::new(Notify::new());
+    tasks.spawn(reloader(rotation, cache, reloads.clone(), stopped()));
+    reloads
+}
+
+/// The least time between the starts of two SIGHUP reloads (each forces a CreateSession).
+const RELOAD_SPACING: Duration = Duration::from_secs(2);
+
+/// Runs the SIGHUP reloads one at a time until `shutdown`: `Notify` keeps at most one
+/// wake-up while a reload runs or [`RELOAD_SPACING`] has not passed, so a storm of signals
+/// makes one reload now and one more after it, however many arrive.
+async fn reloader(
+    rotation: Arc<Rotation>,
+    cache: Arc<CredentialCache>,
+    requests: Arc<Notify>,
+    shutdown: impl Future<Output = ()>,
 ) {
-    let fixed: Vec<String> = [
-        &args.creds.certificate,
-        &args.creds.private_key,
-        &args.creds.intermediates,
-    ]
-    .into_iter()
-    .flatten()
-    .filter(|v| !crate::identity::source::Source::parse(v).is_rereadable())
-    .map(|v| crate::identity::source::describe(v))
-    .collect();
-    if !fixed.is_empty() {
-        tracing::warn!(
-            sources = %fixed.join(", "),
-            "SIGHUP: the identity comes from sources that cannot be read again; keeping the current one"
-        );
-        return;
-    }
-    notify("RELOADING=1");
-    match PreparedSession::from_args(&args.creds, clock) {
-        Ok(prepared) => {
-            let new_key = prepared.cache_key();
-            let serial = prepared.identity.certificate.serial_decimal();
-            loader.set_identity(prepared.identity);
-            match cache.refresh().await {
-                Ok(_) => {
-                    identity_key.set(new_key.as_str());
-                    tracing::info!(
-                        serial,
-                        "SIGHUP: identity reloaded and new credentials obtained"
-                    );
-                }
-                Err(e) => tracing::warn!(
-                    serial,
-                    error = %e,
-                    "SIGHUP: identity reloaded, but CreateSession failed; the current credentials stay until they expire"
-                ),
-            }
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => return,
+            _ = requests.notified() => {}
         }
-        Err(e) => tracing::error!(
-            "SIGHUP: the certificate or key cannot be used, keeping the current identity: {}",
-            crate::error::Report(&e)
-        ),
+        let started = tokio::time::Instant::now();
+        notify("RELOADING=1");
+        tokio::select! {
+            _ = &mut shutdown => return,
+            _ = rotation.hangup(&cache) => {}
+        }
+        notify("READY=1");
+        tokio::select! {
+            _ = &mut shutdown => return,
+            _ = tokio::time::sleep_until(started + RELOAD_SPACING) => {}
+        }
     }
-    notify("READY=1");
 }
 
 /// The `--metrics-bind` listener, and its address as a URL authority for the start-up line.

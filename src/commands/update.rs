@@ -20,6 +20,8 @@ pub async fn run(args: &UpdateArgs, clock: Arc<dyn Clock>) -> Result<(), Error> 
     // an unwritable profile name used to be refused only after the CreateSession.
     let path = credentials_file::default_path()?;
     credentials_file::preflight(&path, &args.profile)?;
+    // Taken before the identity is read, so a renewal during start-up is still noticed.
+    let baseline = crate::agent::rotation::Baseline::take(&args.creds);
     let prepared = PreparedSession::from_args(&args.creds, clock.as_ref())?;
     let client = SessionClient::new(&prepared.endpoint, clock.clone())?;
     if args.once {
@@ -29,21 +31,44 @@ pub async fn run(args: &UpdateArgs, clock: Arc<dyn Clock>) -> Result<(), Error> 
         return write(&path, &args.profile, &creds);
     }
 
+    let status = Arc::new(crate::agent::expiry::IdentityStatus::new(
+        crate::agent::expiry::CertDates::of(&prepared.identity.certificate),
+    ));
     let loader = Arc::new(SessionLoader::new(
         client,
         prepared.identity,
         prepared.settings,
     ));
     let cache = Arc::new(CredentialCache::new(
-        loader,
+        loader.clone(),
         PreparedSession::policy(&args.creds),
-        clock,
+        clock.clone(),
     ));
+    // A renewed certificate is used for the next CreateSession, as in `serve`.
+    let rotation = crate::agent::rotation::Rotation::new(
+        args.creds.clone(),
+        clock.clone(),
+        loader,
+        None,
+        status.clone(),
+        baseline,
+    );
     let mut updates = cache.subscribe();
-    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
-    let refresher = tokio::spawn(cache.clone().run_refresher(async move {
-        let _ = stop_rx.wait_for(|stop| *stop).await;
-    }));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        }
+    };
+    let refresher = tokio::spawn(cache.clone().run_refresher(stopped()));
+    tokio::spawn(rotation.run(stopped()));
+    tokio::spawn(crate::agent::expiry::monitor(
+        status,
+        cache.clone(),
+        clock,
+        stopped(),
+    ));
     let shutdown = super::shutdown_signal();
     tokio::pin!(shutdown);
     loop {

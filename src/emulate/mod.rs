@@ -101,6 +101,9 @@ pub struct EmulateArgs {
     /// to see how clients report clock skew
     #[arg(long, value_name = "SECONDS", allow_negative_numbers = true)]
     pub clock_offset: Option<i64>,
+    /// Never answer the requests after the first N (a hanging service, for shutdown tests)
+    #[arg(long, value_name = "N")]
+    pub stall_after: Option<u64>,
     /// Wait this long before answering each CreateSession (a slow service, for tests)
     #[arg(long, value_name = "MS", default_value_t = 0)]
     pub response_delay_ms: u64,
@@ -154,6 +157,8 @@ pub struct EmulateConfig {
     pub oversized_body: Option<u64>,
     /// Answer this expiration instead of now plus the lifetime.
     pub answer_expiration: Option<OffsetDateTime>,
+    /// Hold every request after the first N without an answer.
+    pub stall_after: Option<u64>,
     /// Delay before each answer.
     pub response_delay: std::time::Duration,
     /// Append a JSON line per request to this file.
@@ -173,6 +178,7 @@ impl EmulateConfig {
             credential_lifetime: None,
             oversized_body: None,
             answer_expiration: None,
+            stall_after: None,
             response_delay: std::time::Duration::ZERO,
             request_log: None,
             clock: Clock::System,
@@ -268,6 +274,7 @@ pub async fn start(
         credential_lifetime: config.credential_lifetime,
         oversized_body: config.oversized_body,
         answer_expiration: config.answer_expiration,
+        stall_after: config.stall_after,
         response_delay: config.response_delay,
         clock: config.clock,
         requests: requests.clone(),
@@ -384,6 +391,7 @@ pub async fn run(
         credential_lifetime: args.credential_lifetime,
         oversized_body: args.oversized_body,
         answer_expiration: args.answer_expiration,
+        stall_after: args.stall_after,
         response_delay: std::time::Duration::from_millis(args.response_delay_ms),
         request_log: args.request_log.clone(),
         clock: match args.clock_offset {

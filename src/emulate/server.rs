@@ -1,7 +1,8 @@
 //! The HTTP side of the emulator: accepts loopback connections (optionally TLS), bounds them
 //! (connection count, header size and time, body size and time, connection lifetime), turns
 //! each request into [`RequestParts`] for the pure verifier, and answers in the service's
-//! shape. It also owns the test hooks: `--fail-first` and the JSON-lines request log.
+//! shape. It also owns the test hooks: `--fail-first`, `--stall-after` and the JSON-lines
+//! request log.
 
 use std::convert::Infallible;
 use std::io::Write as _;
@@ -49,6 +50,7 @@ pub(crate) struct State {
     pub credential_lifetime: Option<u32>,
     pub oversized_body: Option<u64>,
     pub answer_expiration: Option<time::OffsetDateTime>,
+    pub stall_after: Option<u64>,
     pub response_delay: Duration,
     pub clock: Clock,
     pub requests: Arc<AtomicU64>,
@@ -165,6 +167,20 @@ async fn handle(req: Request<Incoming>, state: &State) -> Response<Body> {
     let method = req.method().as_str().to_string();
     let path = req.uri().path().to_string();
 
+    if state.stall_after.is_some_and(|after| n > after) {
+        // Logged as status 0 (no answer), then held until shutdown ends the connection.
+        tracing::info!(n, "emulate: stalling (--stall-after)");
+        state.log_request(
+            n,
+            &method,
+            &path,
+            0,
+            None,
+            &Seen::default(),
+            Some("stalled"),
+        );
+        std::future::pending::<()>().await;
+    }
     if !state.response_delay.is_zero() {
         tokio::time::sleep(state.response_delay).await;
     }

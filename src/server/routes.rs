@@ -224,7 +224,11 @@ fn health(
     ctx: &RenderContext<'_>,
 ) -> Response<Payload> {
     match current(source, cache, ctx) {
-        Ok(r) => response(StatusCode::OK, JSON, Payload::new(r.health.clone())),
+        // Near the certificate's expiry: still 200, but "degraded" with both dates.
+        Ok(r) => match crate::agent::expiry::degraded_health(source, OffsetDateTime::now_utc()) {
+            Some(body) => response(StatusCode::OK, JSON, Payload::new(Bytes::from(body))),
+            None => response(StatusCode::OK, JSON, Payload::new(r.health.clone())),
+        },
         Err(why) => json_value(
             StatusCode::SERVICE_UNAVAILABLE,
             &serde_json::json!({ "status": "unavailable", "message": why.to_string() }),

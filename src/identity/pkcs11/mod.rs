@@ -165,6 +165,42 @@ pub fn load_identity(spec: &IdentitySpec) -> Result<Identity, Pkcs11Error> {
     })
 }
 
+/// The certificate `--certificate pkcs11:...` selects now, looked up again on the token
+/// (DER): the agent compares it with the one in use before each CreateSession, so a
+/// certificate renewed on the token is picked up without a restart. Never prompts for a
+/// PIN. `None` when the certificate is not on a token.
+pub fn current_certificate_der(spec: &IdentitySpec) -> Result<Option<Vec<u8>>, Pkcs11Error> {
+    let Some(uri) = parse_flag(
+        "--certificate",
+        spec.certificate.as_deref(),
+        ObjectType::Cert,
+    )?
+    else {
+        return Ok(None);
+    };
+    let selector = spec
+        .cert_selector
+        .as_deref()
+        .map(CertSelector::parse)
+        .transpose()?;
+    let key_uri = parse_flag(
+        "--private-key",
+        spec.private_key.as_deref(),
+        ObjectType::Private,
+    )?;
+    let uris: Vec<&Pkcs11Uri> = key_uri.iter().chain([&uri]).collect();
+    let module = open_module(spec.pkcs11_lib.as_deref(), &uris)?;
+    let mut pins = Pins::new(&uris)?.never_prompt();
+    let found = find_certificate(
+        &module,
+        &uri,
+        selector.as_ref(),
+        spec.use_latest_expiring_certificate,
+        &mut pins,
+    )?;
+    Ok(Some(found.cert.cert.der().to_vec()))
+}
+
 /// The key `--private-key pkcs11:...` names, alone (for `sign-string`, which needs no
 /// certificate): the URI must select exactly one token and one private key on it.
 pub fn load_signer(

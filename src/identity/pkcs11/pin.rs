@@ -19,6 +19,8 @@ pub const PIN_ENV: &str = "ROLESANYWHERE_PKCS11_PIN";
 pub struct Pins {
     given: Option<SecretString>,
     prompted: Option<SecretString>,
+    /// Never ask on the terminal (the agent looking a certificate up again while it runs).
+    no_prompt: bool,
 }
 
 impl Pins {
@@ -36,6 +38,7 @@ impl Pins {
         Ok(Pins {
             given: from_env,
             prompted: None,
+            no_prompt: false,
         })
     }
 
@@ -43,7 +46,14 @@ impl Pins {
         Pins {
             given: Some(pin),
             prompted: None,
+            no_prompt: false,
         }
+    }
+
+    /// The same PINs, but a login that needs a prompt fails instead of asking.
+    pub fn never_prompt(mut self) -> Self {
+        self.no_prompt = true;
+        self
     }
 
     /// A PIN that needs no prompt, if there is one.
@@ -55,6 +65,9 @@ impl Pins {
     pub fn get(&mut self, token: &str) -> Option<SecretString> {
         if let Some(pin) = self.without_prompt() {
             return Some(pin);
+        }
+        if self.no_prompt {
+            return None;
         }
         let pin = prompt(&format!("PIN for PKCS#11 token {token}: "))?;
         self.prompted = Some(pin.clone());
