@@ -482,3 +482,50 @@ fn a_certificate_renewed_on_a_pkcs11_token_is_used_for_the_next_session() {
     );
     assert_clean_switch(&emu, &serial(&a), &serial(&b));
 }
+
+#[test]
+fn update_follows_a_renewal_too() {
+    let pki = Pki::new();
+    let emu = Emulator::start(&pki.anchor, &["--credential-lifetime", "20"]);
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (pki.leaf(), pki.leaf());
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    overwrite(&cert, &a.cert_pem);
+    overwrite(&key, &key_pem(&a));
+    let mut child = util::agent()
+        .args([
+            "update",
+            "--profile",
+            "rotating",
+            "--certificate",
+            &path(&cert),
+        ])
+        .args(["--private-key", &path(&key)])
+        .args([
+            "--trust-anchor-arn",
+            util::TA,
+            "--profile-arn",
+            util::PROFILE,
+        ])
+        .args(["--role-arn", util::ROLE, "--endpoint", &emu.url])
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            dir.path().join("credentials"),
+        )
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while emu.requests().is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    rename_into_place(&key, &key_pem(&b));
+    rename_into_place(&cert, &b.cert_pem);
+    let found = wait_for_serial(&emu, &serial(&b), Duration::from_secs(25));
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(found, "{:?}", emu.requests());
+    assert_clean_switch(&emu, &serial(&a), &serial(&b));
+}

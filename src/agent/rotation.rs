@@ -42,9 +42,11 @@ const CHECK_BOUND: Duration = Duration::from_secs(5);
 const MAX_STUCK_READS: usize = 3;
 /// After a directory event, writers get this long to finish before the files are read.
 const SETTLE: Duration = Duration::from_millis(200);
-/// First retry after an unusable change; doubles up to [`RETRY_CAP`].
+/// First retry after an unusable change; doubles up to [`RETRY_CAP`]. The next write to the
+/// files retries at once anyway, so the cap only paces a change that stays broken (each
+/// attempt may open a key store).
 const RETRY_FIRST: Duration = Duration::from_millis(500);
-const RETRY_CAP: Duration = Duration::from_secs(5);
+const RETRY_CAP: Duration = Duration::from_secs(60);
 /// Stamp polls when inotify works (a safety net) and when it does not (the 5 s promise).
 const POLL_WATCHED: Duration = Duration::from_secs(60);
 const POLL_UNWATCHED: Duration = Duration::from_secs(5);
