@@ -6,6 +6,7 @@ mod util;
 
 use std::time::{Duration, Instant};
 
+use rolesanywhere_agent::pki;
 use util::*;
 
 /// The value of the sample whose name and labels are exactly `series`.
@@ -35,7 +36,21 @@ fn every_metric_is_present_and_moves_with_a_refresh() {
     let (_d, m) = matrix();
     // 20-second credentials: a refresh is due after about 10 s.
     let emu = Emulator::start(&m.anchors, &["--credential-lifetime", "20"]);
-    let agent = Agent::start(&serve_args(&m, &emu, &["--no-socket"]), &[]);
+    // The identity files are copies, so the test can renew them under the agent.
+    let dir = scratch_dir("metrics-identity");
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let p256 = m.leaf(pki::KeyType::P256).unwrap();
+    std::fs::copy(&p256.cert_pem, &cert).unwrap();
+    std::fs::copy(&p256.key, &key).unwrap();
+    let mut args = serve_args(&m, &emu, &["--no-socket"]);
+    for a in args.iter_mut() {
+        if *a == path(&p256.cert_pem) {
+            *a = path(&cert);
+        } else if *a == path(&p256.key) {
+            *a = path(&key);
+        }
+    }
+    let agent = Agent::start(&args, &[]);
 
     let token = imds_token(&agent.addr);
     let (status, creds) = imds_credentials(&agent.addr, &token);
@@ -100,14 +115,15 @@ fn every_metric_is_present_and_moves_with_a_refresh() {
     );
     assert_eq!(emu.requests().len() as f64, sample(&later, OK).unwrap());
 
-    // A reload of the identity is counted.
-    agent.signal("HUP");
+    // A renewed certificate (another key too) is loaded without a signal, and counted.
+    let rsa = m.leaf(pki::KeyType::Rsa2048).unwrap();
+    std::fs::copy(&rsa.key, dir.join("key.new")).unwrap();
+    std::fs::copy(&rsa.cert_pem, dir.join("cert.new")).unwrap();
+    std::fs::rename(dir.join("key.new"), &key).unwrap();
+    std::fs::rename(dir.join("cert.new"), &cert).unwrap();
     let deadline = Instant::now() + Duration::from_secs(15);
     while sample(&scrape(&agent.addr), "rolesanywhere_identity_reloads_total") != Some(1.0) {
-        assert!(
-            Instant::now() < deadline,
-            "the SIGHUP reload was not counted"
-        );
+        assert!(Instant::now() < deadline, "the renewal was not counted");
         std::thread::sleep(Duration::from_millis(100));
     }
 
