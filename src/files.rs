@@ -94,6 +94,17 @@ impl fmt::Display for ReadError {
     }
 }
 
+impl ReadError {
+    /// As an `io::Error`, for callers whose errors carry one: the OS error itself, or an
+    /// `InvalidInput` saying what the path is or how large it is.
+    pub fn into_io(self) -> io::Error {
+        match self {
+            ReadError::Io(e) => e,
+            refused => io::Error::new(io::ErrorKind::InvalidInput, refused.to_string()),
+        }
+    }
+}
+
 impl std::error::Error for ReadError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {

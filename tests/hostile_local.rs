@@ -689,3 +689,85 @@ fn a_socket_served_by_another_user_is_ignored() {
     );
     assert_eq!(emu.requests().len(), 1);
 }
+
+#[test]
+fn every_other_file_a_flag_names_is_refused_when_it_is_a_fifo() {
+    let (d, m) = matrix();
+    let emu = Emulator::start(&m.anchors, &[]);
+    let leaf = m.leaf(KeyType::P256).unwrap();
+    let fifo = d.path().join("other.fifo");
+    mkfifo(&fifo);
+    let (cert, key) = (path(&leaf.cert_pem), path(&leaf.key));
+
+    // read-certificate-data and the CA bundle of credential-process.
+    let out = within(
+        &mut limited(&strings(&[
+            "read-certificate-data",
+            "--certificate",
+            &path(&fifo),
+        ])),
+        Duration::from_secs(15),
+        "read-certificate-data with a FIFO",
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("FIFO"), "{}", stderr(&out));
+
+    // The bundle is read only for https endpoints, before any connection is made (nothing
+    // listens on the discard port).
+    let mut args = strings(&[
+        "credential-process",
+        "--no-cache",
+        "--endpoint",
+        "https://127.0.0.1:9",
+    ]);
+    args.extend(arns());
+    args.extend(strings(&[
+        "--certificate",
+        &cert,
+        "--private-key",
+        &key,
+        "--ca-bundle",
+        &path(&fifo),
+    ]));
+    let out = within(
+        &mut limited(&args),
+        Duration::from_secs(15),
+        "a FIFO CA bundle",
+    );
+    assert_ne!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stderr(&out).contains("FIFO"), "{}", stderr(&out));
+
+    // A primed cache: the hit fingerprints the key file, and must not wait on a FIFO there.
+    let cache = scratch_dir("fifo-cache");
+    let mut args = strings(&["credential-process", "--endpoint", &emu.url]);
+    args.extend(arns());
+    args.extend(strings(&[
+        "--certificate",
+        &cert,
+        "--private-key",
+        &key,
+        "--intermediates",
+        &path(&m.intermediates),
+    ]));
+    let out = within(
+        limited(&args).env("XDG_CACHE_HOME", &cache),
+        Duration::from_secs(15),
+        "priming the cache",
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let mut args = strings(&["credential-process", "--endpoint", &emu.url]);
+    args.extend(arns());
+    args.extend(strings(&[
+        "--certificate",
+        &cert,
+        "--private-key",
+        &path(&fifo),
+    ]));
+    let out = within(
+        limited(&args).env("XDG_CACHE_HOME", &cache),
+        Duration::from_secs(15),
+        "a FIFO key with a primed cache",
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("FIFO"), "{}", stderr(&out));
+}

@@ -160,9 +160,8 @@ fn read_key(path: &str) -> std::io::Result<Zeroizing<Vec<u8>>> {
     if path == "-" {
         std::io::stdin().lock().take(limit).read_to_end(&mut data)?;
     } else {
-        std::fs::File::open(path)?
-            .take(limit)
-            .read_to_end(&mut data)?;
+        data = crate::files::read_regular(std::path::Path::new(path), MAX_KEY_FILE as u64)
+            .map_err(crate::files::ReadError::into_io)?;
     }
     if data.len() > MAX_KEY_FILE {
         return Err(std::io::Error::new(

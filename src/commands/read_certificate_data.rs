@@ -31,10 +31,11 @@ pub fn run(args: &ReadCertificateArgs) -> Result<(), Error> {
     if crate::identity::pkcs11::Pkcs11Uri::is_uri(path) {
         return list_token_certificates(path, args.pkcs11_lib.as_deref());
     }
-    let data = std::fs::read(path).map_err(|source| IdentityError::Read {
+    let data = crate::files::read_regular(std::path::Path::new(path), crate::files::IDENTITY_CAP)
+        .map_err(|e| IdentityError::Read {
         flag: "--certificate",
         path: path.to_string(),
-        source,
+        source: e.into_io(),
     })?;
     let certs = crate::identity::parse_certificates(&data).map_err(|detail| {
         IdentityError::NotACertificate {

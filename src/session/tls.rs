@@ -39,7 +39,9 @@ pub fn client_config(endpoint: &EndpointSettings) -> Result<rustls::ClientConfig
                 detail,
             })
         };
-        let data = std::fs::read(path).map_err(|e| bundle_error(e.to_string()))?;
+        // A bundle of every public CA is a few hundred KiB; the identity cap (1 MiB) fits it.
+        let data = crate::files::read_regular(path.as_ref(), crate::files::IDENTITY_CAP)
+            .map_err(|e| bundle_error(e.to_string()))?;
         let certs = crate::identity::parse_certificates(&data).map_err(bundle_error)?;
         for cert in certs {
             roots

@@ -7,13 +7,8 @@
 //! Nothing here parses, decrypts or unlocks anything: a hit never asks for a password, a
 //! PIN, a TPM or a keyring. So a wrong password or PIN is the one mistake a hit cannot see.
 
-use std::io::Read as _;
-
 use crate::cli::CredentialArgs;
 use crate::identity::source::{self, Source};
-
-/// Larger files are no key or certificate bundle; the full path says what they are.
-const MAX_MATERIAL_BYTES: u64 = 1024 * 1024;
 
 /// Separates this digest from any other SHA-256 of the same bytes.
 const DOMAIN: &[u8] = b"rolesanywhere-agent key material v1\0";
@@ -64,24 +59,10 @@ fn in_key_store(value: &str) -> bool {
     pkcs11
 }
 
-/// The bytes of a file (a regular one, of reasonable size), a variable or standard input.
+/// The bytes of a file (a regular one, of at most the identity cap: never a FIFO or a device,
+/// which would hang a cache hit), a variable or standard input.
 fn read(value: &str) -> Option<zeroize::Zeroizing<Vec<u8>>> {
-    match Source::parse(value) {
-        Source::File(path) => {
-            let file = std::fs::File::open(path).ok()?;
-            let meta = file.metadata().ok()?;
-            if !meta.is_file() || meta.len() > MAX_MATERIAL_BYTES {
-                return None;
-            }
-            // Sized up front so a buffer holding key bytes never reallocates.
-            let mut bytes = zeroize::Zeroizing::new(Vec::with_capacity(meta.len() as usize + 1));
-            file.take(MAX_MATERIAL_BYTES + 1)
-                .read_to_end(&mut bytes)
-                .ok()?;
-            Some(bytes)
-        }
-        other => other.read().ok(),
-    }
+    Source::parse(value).read().ok()
 }
 
 #[cfg(test)]

@@ -318,7 +318,8 @@ fn read_certificates(flag: &'static str, path: &str) -> Result<Vec<Certificate>,
         path: path.to_string(),
         detail,
     };
-    let data = std::fs::read(path).map_err(|e| file_error(e.to_string()))?;
+    let data = crate::files::read_regular(std::path::Path::new(path), crate::files::IDENTITY_CAP)
+        .map_err(|e| file_error(e.to_string()))?;
     let certs = super::parse_certificates(&data).map_err(file_error)?;
     if certs.is_empty() {
         return Err(file_error("no certificate in it".into()));

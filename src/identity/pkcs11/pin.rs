@@ -92,12 +92,15 @@ pub fn read_pin_source(source: &str) -> Result<SecretString, Pkcs11Error> {
         source_name: source.to_string(),
         detail: "only file paths and file: URIs are supported".into(),
     })?;
-    let text = zeroize::Zeroizing::new(std::fs::read_to_string(&path).map_err(|e| {
-        Pkcs11Error::PinSource {
-            source_name: source.to_string(),
-            detail: e.to_string(),
-        }
-    })?);
+    let pin_error = |detail: String| Pkcs11Error::PinSource {
+        source_name: source.to_string(),
+        detail,
+    };
+    let bytes = crate::files::read_regular(std::path::Path::new(&path), crate::files::IDENTITY_CAP)
+        .map_err(|e| pin_error(e.to_string()))?;
+    let text = zeroize::Zeroizing::new(
+        String::from_utf8(bytes.to_vec()).map_err(|_| pin_error("it is not UTF-8 text".into()))?,
+    );
     let pin = text
         .strip_suffix("\r\n")
         .or_else(|| text.strip_suffix('\n'))

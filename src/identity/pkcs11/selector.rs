@@ -61,11 +61,18 @@ impl CertSelector {
     /// Parses the flag's value, reading the file for `file://`.
     pub fn parse(raw: &str) -> Result<Self, SelectorError> {
         if let Some(path) = raw.strip_prefix("file://") {
-            let text =
-                std::fs::read_to_string(Path::new(path)).map_err(|source| SelectorError::Read {
-                    path: path.to_string(),
-                    source,
-                })?;
+            let read_error = |source| SelectorError::Read {
+                path: path.to_string(),
+                source,
+            };
+            let bytes = crate::files::read_regular(Path::new(path), crate::files::IDENTITY_CAP)
+                .map_err(|e| read_error(e.into_io()))?;
+            let text = String::from_utf8(bytes.to_vec()).map_err(|_| {
+                read_error(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    "it is not UTF-8 text",
+                ))
+            })?;
             return Self::from_json(&text);
         }
         if raw.trim_start().starts_with('[') {

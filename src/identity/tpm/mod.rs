@@ -232,10 +232,14 @@ pub fn open_key_with(
         return Err(TpmError::ConflictingPasswordFlags);
     }
     let Some(value) = private_key.strip_prefix(HANDLE_PREFIX) else {
-        let data = Zeroizing::new(std::fs::read(private_key).map_err(|source| TpmError::Read {
+        let data = crate::files::read_regular(
+            std::path::Path::new(private_key),
+            crate::files::IDENTITY_CAP,
+        )
+        .map_err(|e| TpmError::Read {
             path: private_key.to_string(),
-            source,
-        })?);
+            source: e.into_io(),
+        })?;
         return open_key_data_with(
             &data,
             &format!("file {private_key}"),
