@@ -471,6 +471,11 @@ fn run(opts: &Options) -> R<()> {
         floods.push(f);
     }
 
+    // --- 5. renewals and refreshes --------------------------------------------------------
+    println!("renewing the certificate 3 times and refreshing 21 times under a separate agent ...");
+    let soak = renewal_soak(d, &m, &emu)?;
+    println!("  {}", soak.line());
+
     // --- the table -------------------------------------------------------------------------
     let mut t = Table::default();
     for mode in &modes {
@@ -593,6 +598,19 @@ fn run(opts: &Options) -> R<()> {
         );
     }
     t.row(
+        "VmRSS growth over 21 refreshes and 3 renewals, after the first renewal",
+        format!(
+            "{} -> {} ({:+} KiB; at start {}; {} CreateSessions)",
+            mib(soak.after_first.rss),
+            mib(soak.end.rss),
+            (soak.end.rss as i64 - soak.after_first.rss as i64) / 1024,
+            mib(soak.start.rss),
+            soak.sessions
+        ),
+        "< 1 MiB".into(),
+        pass(soak.end.rss < soak.after_first.rss + 1024 * 1024),
+    );
+    t.row(
         "agent VmRSS idle, right after start",
         rss_idle.describe(),
         "< 10 MB (10^7 bytes)".into(),
@@ -680,6 +698,98 @@ fn run(opts: &Options) -> R<()> {
 }
 
 /// `git describe` of the source tree this benchmark was built from, when git can tell.
+/// What [`renewal_soak`] measured.
+struct Soak {
+    start: Rss,
+    after_first: Rss,
+    end: Rss,
+    sessions: u64,
+}
+
+impl Soak {
+    fn line(&self) -> String {
+        format!(
+            "VmRSS at start {}, after the first renewal {}, at the end {}; {} CreateSessions",
+            mib(self.start.rss),
+            mib(self.after_first.rss),
+            mib(self.end.rss),
+            self.sessions
+        )
+    }
+}
+
+/// An agent of its own, on copies of the identity files: three renewals (a rename into place
+/// of another certificate and key, alternating P-256 and RSA-2048), each followed by seven
+/// SIGHUPs spaced past the agent's reload spacing (each forces a CreateSession). The RSS
+/// after the first renewal is the baseline: a leak grows it with every refresh or renewal.
+fn renewal_soak(d: &Path, m: &pki::TestMatrix, emu: &Emulator) -> R<Soak> {
+    let dir = d.join("soak");
+    std::fs::create_dir_all(&dir).map_err(ctx("cannot create the soak directory"))?;
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let leaves = [
+        m.leaf(KeyType::P256).ok_or("no P-256 leaf")?,
+        m.leaf(KeyType::Rsa2048).ok_or("no RSA-2048 leaf")?,
+    ];
+    let place = |leaf: &pki::LeafFiles| -> R<()> {
+        for (from, to, tmp) in [
+            (&leaf.key, &key, dir.join("key.new")),
+            (&leaf.cert_pem, &cert, dir.join("cert.new")),
+        ] {
+            std::fs::copy(from, &tmp).map_err(ctx("cannot copy an identity file"))?;
+            std::fs::rename(&tmp, to).map_err(ctx("cannot rename an identity file"))?;
+        }
+        Ok(())
+    };
+    place(leaves[0])?;
+    let identity = vec![
+        "--certificate".to_string(),
+        cert.display().to_string(),
+        "--private-key".into(),
+        key.display().to_string(),
+        "--intermediates".into(),
+        m.intermediates.display().to_string(),
+        "--trust-anchor-arn".into(),
+        TA.into(),
+        "--profile-arn".into(),
+        PROFILE.into(),
+        "--role-arn".into(),
+        ROLE.into(),
+        "--endpoint".into(),
+        emu.url.clone(),
+    ];
+    let agent = Agent::start(bin(), "soak-agent", d, &identity, &dir.join("agent.sock"))?;
+    let before = emu.requests()?;
+    std::thread::sleep(Duration::from_millis(300));
+    let start = Rss::of(agent.pid())?;
+    let mut after_first = None;
+    for round in 0..3 {
+        place(leaves[(round + 1) % 2])?;
+        // Renewals are noticed within about a second; leave room.
+        std::thread::sleep(Duration::from_millis(2500));
+        for _ in 0..7 {
+            let status = Command::new("kill")
+                .args(["-HUP", &agent.pid().to_string()])
+                .status()
+                .map_err(ctx("cannot run kill"))?;
+            if !status.success() {
+                return Err("cannot send SIGHUP to the soak agent".into());
+            }
+            std::thread::sleep(Duration::from_millis(2200));
+        }
+        if after_first.is_none() {
+            after_first = Some(Rss::of(agent.pid())?);
+        }
+    }
+    let end = Rss::of(agent.pid())?;
+    let sessions = emu.requests()? - before;
+    Ok(Soak {
+        start,
+        after_first: after_first.ok_or("no renewal happened")?,
+        end,
+        sessions,
+    })
+}
+
 fn tree_version() -> String {
     Command::new("git")
         .args([
