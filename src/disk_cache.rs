@@ -13,7 +13,7 @@
 //! expiry (the refresh window) is the caller's decision.
 
 use std::fs;
-use std::io::{self, Read};
+use std::io;
 use std::path::{Path, PathBuf};
 
 use secrecy::{ExposeSecret, SecretString};
@@ -23,7 +23,7 @@ use time::format_description::well_known::Rfc3339;
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 use crate::credentials::{Credentials, format_expiration};
-use crate::credentials_file::{create_private_dir, write_private_atomically};
+use crate::private_dir::PrivateDir;
 
 /// The entry format; entries of any other version are ignored.
 const FORMAT_VERSION: u32 = 1;
@@ -151,18 +151,29 @@ impl DiskCache {
         &self.dir
     }
 
-    fn path_for(&self, key: &CacheKey) -> PathBuf {
-        self.dir.join(format!("{}.json", key.as_str()))
+    fn name_for(key: &CacheKey) -> String {
+        format!("{}.json", key.as_str())
+    }
+
+    /// The cache directory, if it exists and is ours (see [`PrivateDir`]).
+    fn open_dir(&self) -> Result<PrivateDir, String> {
+        PrivateDir::open(&self.dir).map_err(|e| {
+            if e.is_missing() {
+                "no entry".to_string()
+            } else {
+                e.to_string()
+            }
+        })
     }
 
     /// The unexpired credentials stored under `key`, or `None` (the reason is logged at
     /// debug level, without any secret).
     pub fn load(&self, key: &CacheKey, now: OffsetDateTime) -> Option<CachedEntry> {
-        let path = self.path_for(key);
-        match read_entry(&path, now) {
+        let name = Self::name_for(key);
+        match self.open_dir().and_then(|dir| read_entry(&dir, &name, now)) {
             Ok(creds) => Some(creds),
             Err(reason) => {
-                tracing::debug!(path = %path.display(), "not using the cached credentials: {reason}");
+                tracing::debug!(dir = %self.dir.display(), entry = %name, "not using the cached credentials: {reason}");
                 None
             }
         }
@@ -176,8 +187,7 @@ impl DiskCache {
         creds: &Credentials,
         fetched_at: OffsetDateTime,
     ) -> io::Result<()> {
-        create_private_dir(&self.dir)?;
-        tighten_dir(&self.dir)?;
+        let dir = PrivateDir::open_or_create(&self.dir).map_err(io::Error::other)?;
         let entry = EntryOut {
             version: FORMAT_VERSION,
             access_key_id: &creds.access_key_id,
@@ -196,44 +206,33 @@ impl DiskCache {
             + entry.role_arn.map_or(0, str::len);
         let mut json = Zeroizing::new(Vec::with_capacity(6 * values + 256));
         serde_json::to_writer(&mut *json, &entry).map_err(io::Error::other)?;
-        write_private_atomically(&self.path_for(key), &json)
+        dir.write_atomically(&Self::name_for(key), &json)
     }
 
     /// Deletes the entry for `key`, if any (for credentials the service has rejected).
     pub fn remove(&self, key: &CacheKey) {
-        let path = self.path_for(key);
-        match fs::remove_file(&path) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => {
-                tracing::debug!(path = %path.display(), "cannot remove the cache entry: {e}");
+        let name = Self::name_for(key);
+        match self.open_dir() {
+            Ok(dir) => {
+                if let Err(e) = dir.remove(&name) {
+                    tracing::debug!(dir = %self.dir.display(), entry = %name, "cannot remove the cache entry: {e}");
+                }
+            }
+            Err(reason) => {
+                tracing::debug!(dir = %self.dir.display(), "cannot remove the cache entry: {reason}")
             }
         }
     }
 }
 
 /// Reads and checks one entry; the error is a reason for the debug log.
-fn read_entry(path: &Path, now: OffsetDateTime) -> Result<CachedEntry, String> {
-    // Refuse symbolic links outright; the owner check after opening covers a link swapped
-    // in between the two calls.
-    let link = fs::symlink_metadata(path).map_err(|e| describe(&e))?;
-    if !link.file_type().is_file() {
-        return Err("not a regular file".into());
-    }
-    let file = fs::File::open(path).map_err(|e| describe(&e))?;
-    let meta = file.metadata().map_err(|e| describe(&e))?;
-    if !meta.is_file() {
-        return Err("not a regular file".into());
-    }
-    check_owner_and_mode(&meta)?;
-    if meta.len() > MAX_ENTRY_BYTES {
-        return Err("the file is too large".into());
-    }
-    // Sized up front so the buffer holding secrets never reallocates.
-    let mut bytes = Zeroizing::new(Vec::with_capacity(meta.len() as usize + 1));
-    file.take(MAX_ENTRY_BYTES + 1)
-        .read_to_end(&mut bytes)
+fn read_entry(dir: &PrivateDir, name: &str, now: OffsetDateTime) -> Result<CachedEntry, String> {
+    // Opened relative to the checked directory, never through a symbolic link or a FIFO.
+    let (file, bytes) = dir
+        .read_entry(name, MAX_ENTRY_BYTES)
         .map_err(|e| describe(&e))?;
+    let meta = file.metadata().map_err(|e| describe(&e))?;
+    check_owner_and_mode(&meta)?;
     let mut entry: EntryIn =
         serde_json::from_slice(&bytes).map_err(|_| "the file is not a valid entry".to_string())?;
     if entry.version != FORMAT_VERSION {
@@ -286,50 +285,15 @@ fn check_owner_and_mode(meta: &fs::Metadata) -> Result<(), String> {
     if mode != 0o600 {
         return Err(format!("its mode is {mode:04o}, not 0600"));
     }
-    match current_uid() {
-        Some(uid) if uid == meta.uid() => Ok(()),
-        Some(_) => Err("it is owned by another user".into()),
-        None => Err("cannot tell which user we are".into()),
+    if meta.uid() == rustix::process::geteuid().as_raw() {
+        Ok(())
+    } else {
+        Err("it is owned by another user".into())
     }
 }
 
 #[cfg(not(unix))]
 fn check_owner_and_mode(_meta: &fs::Metadata) -> Result<(), String> {
-    Ok(())
-}
-
-/// Our effective user id. The standard library has no `geteuid` (and `libc` is not a
-/// dependency), so: on Linux the owner of `/proc/self`, which is the effective user;
-/// elsewhere, or without `/proc`, the owner of the home directory.
-#[cfg(unix)]
-fn current_uid() -> Option<u32> {
-    use std::os::unix::fs::MetadataExt;
-    #[cfg(target_os = "linux")]
-    if let Ok(meta) = fs::metadata("/proc/self") {
-        return Some(meta.uid());
-    }
-    let home = directories::BaseDirs::new()?;
-    fs::metadata(home.home_dir()).ok().map(|m| m.uid())
-}
-
-/// An existing cache directory that others can enter is made private again.
-#[cfg(unix)]
-fn tighten_dir(dir: &Path) -> io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    let mode = fs::metadata(dir)?.permissions().mode();
-    if mode & 0o077 != 0 {
-        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))?;
-        tracing::info!(
-            dir = %dir.display(),
-            "tightened permissions of the credentials cache from {:03o} to 700",
-            mode & 0o777
-        );
-    }
-    Ok(())
-}
-
-#[cfg(not(unix))]
-fn tighten_dir(_dir: &Path) -> io::Result<()> {
     Ok(())
 }
 
@@ -450,7 +414,7 @@ mod tests {
     #[cfg(unix)]
     fn write_entry(cache: &DiskCache, text: &str) -> PathBuf {
         use std::os::unix::fs::PermissionsExt;
-        create_private_dir(cache.dir()).unwrap();
+        crate::private_dir::PrivateDir::open_or_create(cache.dir()).unwrap();
         let path = cache.dir().join(format!("{}.json", key().as_str()));
         fs::write(&path, text).unwrap();
         fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
@@ -502,7 +466,7 @@ mod tests {
         let (_tmp, cache) = cache();
         cache.store(&key(), &creds(), FETCHED).unwrap();
         let path = cache.dir().join(format!("{}.json", key().as_str()));
-        let ours = current_uid().unwrap();
+        let ours = rustix::process::geteuid().as_raw();
         let other = if ours == 65534 { 65533 } else { 65534 };
         // Only root can give a file away; elsewhere there is nothing to test.
         if std::os::unix::fs::chown(&path, Some(other), None).is_ok() {
@@ -510,6 +474,27 @@ mod tests {
             std::os::unix::fs::chown(&path, Some(ours), None).unwrap();
             assert!(cache.load(&key(), NOW).is_some());
         }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_cache_directory_planted_as_a_symlink_is_neither_written_nor_read() {
+        let (tmp, cache) = cache();
+        let theirs = tmp.path().join("theirs");
+        fs::create_dir(&theirs).unwrap();
+        std::os::unix::fs::symlink(&theirs, cache.dir()).unwrap();
+        let err = cache.store(&key(), &creds(), FETCHED).unwrap_err();
+        assert!(err.to_string().contains("symbolic link"), "{err}");
+        assert_eq!(
+            fs::read_dir(&theirs).unwrap().count(),
+            0,
+            "nothing written there"
+        );
+        // An entry planted there is not read either.
+        let planted = DiskCache::at(theirs.clone());
+        planted.store(&key(), &creds(), FETCHED).unwrap();
+        assert!(planted.load(&key(), NOW).is_some());
+        assert!(cache.load(&key(), NOW).is_none());
     }
 
     #[cfg(unix)]

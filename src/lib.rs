@@ -30,6 +30,7 @@ pub mod files;
 pub mod identity;
 pub mod metrics;
 pub mod pki;
+pub mod private_dir;
 pub mod server;
 pub mod session;
 pub mod signer;
