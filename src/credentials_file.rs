@@ -483,6 +483,9 @@ fn plan<'a>(lines: &[Line<'a>], kinds: &[Kind<'a>], profile: &str) -> Plan<'a> {
     let mut insert_indent = "";
     // Continuation lines of a key we replaced or dropped belong to the old value.
     let mut dropping = false;
+    // The indent of the first key of the run being dropped: an indented line below a
+    // dropped duplicate would continue that key's new value once the duplicate is gone.
+    let mut drop_indent = 0;
     for (i, kind) in kinds.iter().enumerate() {
         match *kind {
             Kind::Header(name) => {
@@ -501,7 +504,7 @@ fn plan<'a>(lines: &[Line<'a>], kinds: &[Kind<'a>], profile: &str) -> Plan<'a> {
                 indent,
                 ..
             } if in_target => {
-                dropping = false;
+                let was_dropping = std::mem::take(&mut dropping);
                 if let Some(field) = field {
                     let slot = &mut seen[field as usize];
                     actions[i] = if *slot {
@@ -510,6 +513,9 @@ fn plan<'a>(lines: &[Line<'a>], kinds: &[Kind<'a>], profile: &str) -> Plan<'a> {
                         Action::Replace(field)
                     };
                     *slot = true;
+                    if !was_dropping || indent <= drop_indent {
+                        drop_indent = indent;
+                    }
                     dropping = true;
                 }
                 if in_first {
@@ -524,6 +530,14 @@ fn plan<'a>(lines: &[Line<'a>], kinds: &[Kind<'a>], profile: &str) -> Plan<'a> {
                 if in_first {
                     last_key_end = Some(i);
                 }
+            }
+            Kind::Other
+                if in_target && dropping && {
+                    let text = lines[i].text;
+                    text.len() - text.trim_start().len() > drop_indent
+                } =>
+            {
+                actions[i] = Action::Drop;
             }
             Kind::Blank | Kind::Continuation => {}
             Kind::Key { .. } | Kind::Comment | Kind::Other => dropping = false,
@@ -760,6 +774,20 @@ mod tests {
         assert_eq!(
             once,
             "[p]\naws_access_key_id = ASIANEW\naws_session_token = NEWTOKEN==\n[p]\naws_secret_access_key=new/secret+key"
+        );
+        assert_eq!(render_str(&once, "p"), once);
+    }
+
+    #[test]
+    fn an_indented_line_after_a_dropped_duplicate_goes_with_it() {
+        // Found by fuzzing (fuzz/ credentials_file): with the duplicate gone, ` d` would
+        // continue the new secret key's value (botocore reads it so) and the next rewrite
+        // would drop it.
+        let old = "[p]\naws_secret_access_key = s\n\n  aws_secret_access_key=old\n d\nx = 1\n";
+        let once = render_str(old, "p");
+        assert_eq!(
+            once,
+            "[p]\naws_secret_access_key = new/secret+key\n\nx = 1\naws_access_key_id = ASIANEW\naws_session_token = NEWTOKEN==\n"
         );
         assert_eq!(render_str(&once, "p"), once);
     }
