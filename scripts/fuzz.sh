@@ -24,6 +24,13 @@ for t in "${targets[@]}"; do
 done
 [[ "$seconds" =~ ^[0-9]+$ ]] || { echo "fuzz.sh: SECONDS_PER_TARGET must be a whole number, not '$seconds'" >&2; exit 2; }
 
+# libFuzzer is C++, built by the libfuzzer-sys crate with the system compiler.
+if ! command -v c++ >/dev/null 2>&1; then
+    echo "fuzz.sh: installing g++ (libFuzzer is built from C++)" >&2
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends g++ >/dev/null
+fi
+
 # What `cargo fuzz` passes, minus the sanitizer (nightly only). The explicit --target keeps
 # these flags off build scripts and proc macros, which must not be instrumented.
 host=$(rustc -vV | sed -n 's/^host: //p')
@@ -32,7 +39,7 @@ export RUSTFLAGS="--cfg fuzzing -Cpasses=sancov-module -Cllvm-args=-sanitizer-co
 -Cllvm-args=-sanitizer-coverage-trace-compares -Cdebug-assertions -Coverflow-checks"
 echo "fuzz.sh: building the targets (first build: a few minutes)" >&2
 cargo build --locked --release --target "$host" --bins
-bin=target/$host/release
+bin=${CARGO_TARGET_DIR:-target}/$host/release
 
 failed=()
 for t in "${targets[@]}"; do
