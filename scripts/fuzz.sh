@@ -22,7 +22,8 @@ targets=("$@")
 for t in "${targets[@]}"; do
     [ -f "fuzz_targets/$t.rs" ] || { echo "fuzz.sh: no target '$t' (have: ${all[*]})" >&2; exit 2; }
 done
-[[ "$seconds" =~ ^[0-9]+$ ]] || { echo "fuzz.sh: SECONDS_PER_TARGET must be a whole number, not '$seconds'" >&2; exit 2; }
+# 0 would mean "no limit" to libFuzzer.
+[[ "$seconds" =~ ^[1-9][0-9]*$ ]] || { echo "fuzz.sh: SECONDS_PER_TARGET must be a whole number of seconds, 1 or more, not '$seconds'" >&2; exit 2; }
 
 # libFuzzer is C++, built by the libfuzzer-sys crate with the system compiler.
 if ! command -v c++ >/dev/null 2>&1; then

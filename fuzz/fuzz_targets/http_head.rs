@@ -1,9 +1,10 @@
 //! Raw bytes from a client, through the server's real accept loop and connection handler
 //! (hyper with our limits, the head and idle timers) to the routes, over an in-memory
-//! stream that ends after the input.
+//! stream.
 //!
-//! The first byte picks the listener: even, the TCP endpoints (IMDS, container, health);
-//! odd, the unix socket's. `@TOKEN@` in the input is replaced by a valid IMDS token.
+//! The first byte picks the listener (bit 0 clear: the TCP endpoints, IMDS, container and
+//! health; set: the unix socket's) and whether the client shuts its side down after the
+//! input (bit 1). `@TOKEN@` in the input is replaced by a valid IMDS token.
 //! Oracle: a response carries the credentials only if the request had a credential.
 #![no_main]
 
@@ -19,6 +20,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let (listener, token) = listener(which & 1 == 1);
+    let half_close = which & 2 == 2;
     let input = replace(raw, TOKEN_MARKER, &token);
     let output = runtime().block_on(async {
         let (client, server) = tokio::io::duplex(64 * 1024);
@@ -26,7 +28,11 @@ fuzz_target!(|data: &[u8]| {
         let send = async {
             // The server may close before reading everything: that is an answer too.
             let _ = write.write_all(&input).await;
-            let _ = write.shutdown().await;
+            // Else the stream stays open: the server answers, then its idle timer (on the
+            // paused clock, at once) closes the connection.
+            if half_close {
+                let _ = write.shutdown().await;
+            }
         };
         let receive = async {
             let mut out = Vec::new();
@@ -39,5 +45,8 @@ fuzz_target!(|data: &[u8]| {
             out = client => out,
         }
     });
+    if std::env::var_os("FUZZ_DEBUG").is_some() {
+        eprintln!("{}", String::from_utf8_lossy(&output));
+    }
     assert_no_secret_unless(authorised(raw), &output);
 });

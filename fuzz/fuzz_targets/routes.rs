@@ -41,6 +41,10 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     let response = listener.respond(&method, path, &headers);
+    let status = response.status();
     let body = body_bytes(response.into_body());
+    if std::env::var_os("FUZZ_DEBUG").is_some() {
+        eprintln!("{status} {}", String::from_utf8_lossy(&body));
+    }
     assert_no_secret_unless(authorised(raw), &body);
 });
