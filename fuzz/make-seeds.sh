@@ -66,6 +66,10 @@ s=seeds/credentials_file
 printf 'default\n' > $s/empty
 printf 'work\n\xef\xbb\xbf# comment\r\n[default]\r\naws_access_key_id = OLD\r\nregion=us-east-1\r\n\r\n[profile work] ; note\r\n  aws_secret_access_key=old\r\n    continued\r\noutput = json\r\n[work]\nAWS_SESSION_TOKEN   =\n[work]\nother = 1\n' > $s/mixed
 printf 'prod\n[ prod ]\ns3 =\n  max_concurrent_requests = 10\naws_access_key_id=x' > $s/nested
+# Shapes the fuzzer found bugs with (see the tests in src/credentials_file.rs).
+printf 'p\n[p]\na = 1\n# note\r' > $s/regress-trailing-cr
+printf 'p\n[p]\n  stray\n\n\tmore\n[q]\n' > $s/regress-indented-under-header
+printf 'p\n[p]\naws_secret_access_key = s\n\n  aws_secret_access_key=old\n d\nx = 1\n' > $s/regress-dropped-duplicate
 
 # session_response: two status bytes, then the body.
 s=seeds/session_response
