@@ -267,6 +267,8 @@ pub fn render(existing: &str, profile: &str, creds: &Credentials) -> Zeroizing<S
         + 8 * default_ending.len()
         + 8;
     let mut out = Zeroizing::new(String::with_capacity(capacity));
+    // The line ending written last, taken off again when the file had no final newline.
+    let mut last_ending = "";
 
     for (i, line) in lines.iter().enumerate() {
         let ending = if line.ending.is_empty() {
@@ -278,6 +280,7 @@ pub fn render(existing: &str, profile: &str, creds: &Credentials) -> Zeroizing<S
             Action::Keep => {
                 out.push_str(line.text);
                 out.push_str(ending);
+                last_ending = ending;
             }
             Action::Drop => {}
             Action::Replace(field) => {
@@ -295,6 +298,7 @@ pub fn render(existing: &str, profile: &str, creds: &Credentials) -> Zeroizing<S
                 }
                 push_clean(&mut out, values[field as usize].1);
                 out.push_str(ending);
+                last_ending = ending;
             }
         }
         if plan.insert_after == Some(i) {
@@ -304,6 +308,7 @@ pub fn render(existing: &str, profile: &str, creds: &Credentials) -> Zeroizing<S
                 out.push_str(" = ");
                 push_clean(&mut out, value);
                 out.push_str(default_ending);
+                last_ending = default_ending;
             }
         }
     }
@@ -325,13 +330,10 @@ pub fn render(existing: &str, profile: &str, creds: &Credentials) -> Zeroizing<S
             out.push_str(default_ending);
         }
     } else if !existing.is_empty() && !existing.ends_with('\n') {
-        // The file had no final newline; it still has none. Strip exactly one ending: a
-        // blank line before it is content.
-        let ending = if out.ends_with("\r\n") { 2 } else { 1 };
-        let keep = out.len().saturating_sub(ending);
-        if out.ends_with('\n') {
-            out.truncate(keep);
-        }
+        // The file had no final newline; it still has none. Strip exactly the last ending
+        // written: a blank line before it, or a `\r` ending the last line's text, is content.
+        let keep = out.len().saturating_sub(last_ending.len());
+        out.truncate(keep);
     }
     debug_assert!(
         out.capacity() == capacity,
@@ -548,6 +550,9 @@ fn plan<'a>(lines: &[Line<'a>], kinds: &[Kind<'a>], profile: &str) -> Plan<'a> {
     let mut insert_indent = "";
     // Continuation lines of a key we replaced or dropped belong to the old value.
     let mut dropping = false;
+    // The indent of the first key of the run being dropped: an indented line below a
+    // dropped duplicate would continue that key's new value once the duplicate is gone.
+    let mut drop_indent = 0;
     for (i, kind) in kinds.iter().enumerate() {
         match *kind {
             Kind::Header(name) => {
@@ -566,7 +571,7 @@ fn plan<'a>(lines: &[Line<'a>], kinds: &[Kind<'a>], profile: &str) -> Plan<'a> {
                 indent,
                 ..
             } if in_target => {
-                dropping = false;
+                let was_dropping = std::mem::take(&mut dropping);
                 if let Some(field) = field {
                     let slot = &mut seen[field as usize];
                     actions[i] = if *slot {
@@ -575,6 +580,9 @@ fn plan<'a>(lines: &[Line<'a>], kinds: &[Kind<'a>], profile: &str) -> Plan<'a> {
                         Action::Replace(field)
                     };
                     *slot = true;
+                    if !was_dropping || indent <= drop_indent {
+                        drop_indent = indent;
+                    }
                     dropping = true;
                 }
                 if in_first {
@@ -590,16 +598,38 @@ fn plan<'a>(lines: &[Line<'a>], kinds: &[Kind<'a>], profile: &str) -> Plan<'a> {
                     last_key_end = Some(i);
                 }
             }
+            Kind::Other
+                if in_target && dropping && {
+                    let text = lines[i].text;
+                    text.len() - text.trim_start().len() > drop_indent
+                } =>
+            {
+                actions[i] = Action::Drop;
+            }
             Kind::Blank | Kind::Continuation => {}
             Kind::Key { .. } | Kind::Comment | Kind::Other => dropping = false,
         }
     }
     Plan {
         actions,
-        insert_after: last_key_end.or(first_header),
+        insert_after: last_key_end.or_else(|| first_header.map(|h| below_header(lines, kinds, h))),
         missing: seen.map(|s| !s),
         insert_indent,
     }
+}
+
+/// Where keys go in a section that has none: below its header and the indented lines right
+/// under it, which the new last key would otherwise take as its value's continuation.
+fn below_header(lines: &[Line<'_>], kinds: &[Kind<'_>], header: usize) -> usize {
+    let mut at = header;
+    for (i, kind) in kinds.iter().enumerate().skip(header + 1) {
+        match kind {
+            Kind::Blank => {}
+            Kind::Other if lines[i].text.starts_with(char::is_whitespace) => at = i,
+            _ => break,
+        }
+    }
+    at
 }
 
 /// Follows symbolic links from `path` to the file they name (which may not exist yet).
@@ -835,6 +865,55 @@ mod tests {
     }
 
     const NEW_KEYS: &str = "aws_access_key_id = ASIANEW\naws_secret_access_key = new/secret+key\naws_session_token = NEWTOKEN==\n";
+
+    #[test]
+    fn a_carriage_return_ending_the_last_line_is_kept() {
+        // Found by fuzzing (fuzz/ credentials_file): only the newline added after an
+        // unterminated last line is taken off again, not a `\r` that was its content, so a
+        // second rewrite changes nothing.
+        let old = "[p]\na = 1\n# note\r";
+        let once = render_str(old, "p");
+        assert_eq!(once, format!("[p]\na = 1\n{NEW_KEYS}# note\r"));
+        assert_eq!(render_str(&once, "p"), once);
+    }
+
+    #[test]
+    fn a_dropped_last_line_takes_the_ending_before_it_along() {
+        // The file ends without a newline in a dropped continuation: the whole `\r\n` of the
+        // line before it goes, not just its `\n`.
+        let old = "[p]\naws_access_key_id = a\naws_session_token = t\n[p]\naws_secret_access_key=old\r\n    cont";
+        let once = render_str(old, "p");
+        assert_eq!(
+            once,
+            "[p]\naws_access_key_id = ASIANEW\naws_session_token = NEWTOKEN==\n[p]\naws_secret_access_key=new/secret+key"
+        );
+        assert_eq!(render_str(&once, "p"), once);
+    }
+
+    #[test]
+    fn an_indented_line_after_a_dropped_duplicate_goes_with_it() {
+        // Found by fuzzing (fuzz/ credentials_file): with the duplicate gone, ` d` would
+        // continue the new secret key's value (botocore reads it so) and the next rewrite
+        // would drop it.
+        let old = "[p]\naws_secret_access_key = s\n\n  aws_secret_access_key=old\n d\nx = 1\n";
+        let once = render_str(old, "p");
+        assert_eq!(
+            once,
+            "[p]\naws_secret_access_key = new/secret+key\n\nx = 1\naws_access_key_id = ASIANEW\naws_session_token = NEWTOKEN==\n"
+        );
+        assert_eq!(render_str(&once, "p"), once);
+    }
+
+    #[test]
+    fn keys_added_to_a_section_without_keys_go_below_its_indented_lines() {
+        // Found by fuzzing (fuzz/ credentials_file): inserted right under the header, the
+        // new token would take the indented lines as its continuation (botocore reads them
+        // into the token) and the next rewrite would drop them with the old value.
+        let old = "[p]\n  stray\n\n\tmore\n[q]\n";
+        let once = render_str(old, "p");
+        assert_eq!(once, format!("[p]\n  stray\n\n\tmore\n{NEW_KEYS}[q]\n"));
+        assert_eq!(render_str(&once, "p"), once);
+    }
 
     #[test]
     fn empty_file_gets_the_section_without_a_leading_blank_line() {

@@ -34,6 +34,10 @@ mod render;
 mod routes;
 mod tokens;
 
+// Fuzz targets only (fuzz/); not an API.
+#[doc(hidden)]
+pub mod fuzzing;
+
 use std::fmt;
 use std::future::Future;
 use std::io;

@@ -20,6 +20,10 @@ use crate::signing::UnsignedRequest;
 
 mod tls;
 
+// Fuzz targets only (fuzz/); not an API.
+#[doc(hidden)]
+pub mod fuzzing;
+
 /// Attempts per CreateSession call (the first try included).
 pub const MAX_ATTEMPTS: u32 = 3;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
