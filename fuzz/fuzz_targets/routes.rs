@@ -1,7 +1,8 @@
 //! The routes alone (method, path, headers -> answer), without hyper in front: the IMDS,
 //! container and health routes on TCP, and the unix socket's routes.
 //!
-//! Input: one byte picking the listener (even: TCP, odd: unix), then lines: the method, the
+//! Input: one byte picking the listener (bit 0: TCP or unix) and whether to supply `Host`
+//! (bit 1), then lines: the method, the
 //! path, then `name: value` headers. `@TOKEN@` is replaced by a valid IMDS token.
 //! Oracle: the answer carries the credentials only if the request had a credential.
 #![no_main]
@@ -10,7 +11,7 @@ use hyper::header::{HeaderName, HeaderValue};
 use hyper::{HeaderMap, Method};
 use libfuzzer_sys::fuzz_target;
 use rolesanywhere_agent_fuzz::{
-    TOKEN_MARKER, assert_no_secret_unless, authorised, body_bytes, listener, replace,
+    TOKEN_MARKER, assert_no_secret_unless, authorised, body_bytes, listener, replace, respond,
 };
 
 fuzz_target!(|data: &[u8]| {
@@ -40,7 +41,15 @@ fuzz_target!(|data: &[u8]| {
             headers.append(n, v);
         }
     }
-    let response = listener.respond(&method, path, &headers);
+    // Bit 1 of the first byte: leave `Host` as the input has it (often missing, so refused);
+    // otherwise add the agent's own name when the input sends none, so the routes behind the
+    // `Host` rule are reached.
+    if which & 2 == 0 && !headers.contains_key("host") {
+        headers.insert("host", HeaderValue::from_static("localhost"));
+    }
+    let Some(response) = respond(&listener, &method, path, &headers) else {
+        return;
+    };
     let status = response.status();
     let body = body_bytes(response.into_body());
     if std::env::var_os("FUZZ_DEBUG").is_some() {

@@ -49,6 +49,29 @@ impl CredentialSource for Fixed {
 
 /// One single-threaded runtime per process, its clock paused: when every task waits, time
 /// jumps to the next timer, so timeouts fire at once.
+/// A runtime on the real clock, for answers that wait on the blocking pool (the container
+/// route reads its token file there, under a timeout a paused clock would fire at once).
+pub fn live_runtime() -> &'static tokio::runtime::Runtime {
+    static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap_or_else(|e| panic!("fuzz: runtime: {e}"))
+    })
+}
+
+/// The answer of `listener` to one request head; `None` when `target` is no request target
+/// hyper would pass on.
+pub fn respond(
+    listener: &Listener,
+    method: &Method,
+    target: &str,
+    headers: &HeaderMap,
+) -> Option<hyper::Response<rolesanywhere_agent::server::body::Payload>> {
+    listener.respond(live_runtime(), method, target, headers)
+}
+
 pub fn runtime() -> &'static tokio::runtime::Runtime {
     static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
     RT.get_or_init(|| {
@@ -137,10 +160,10 @@ pub fn listener(unix: bool) -> (Listener, Vec<u8>) {
         "x-aws-ec2-metadata-token-ttl-seconds",
         HeaderValue::from_static("21600"),
     );
-    let token = body_bytes(
-        l.respond(&Method::PUT, "/latest/api/token", &headers)
-            .into_body(),
-    );
+    headers.insert("host", HeaderValue::from_static("127.0.0.1"));
+    let token = respond(&l, &Method::PUT, "/latest/api/token", &headers)
+        .map(|r| body_bytes(r.into_body()))
+        .unwrap_or_else(|| panic!("fuzz: the token request was not answered"));
     (l, token)
 }
 

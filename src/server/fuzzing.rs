@@ -12,7 +12,11 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use super::body::Payload;
 use super::conn::{self, Acceptor};
 use super::routes::{Endpoints, Handler, UnixEndpoints};
-use super::{IdentityKey, Limits, ServerConfig};
+use super::{IdentityKey, Limits, ServerConfig, ServerStats};
+
+fn stats() -> Arc<ServerStats> {
+    Arc::new(ServerStats::default())
+}
 use crate::agent::CredentialSource;
 
 /// Hands out one stream, then waits forever: the accept loop serves exactly one connection.
@@ -21,9 +25,10 @@ struct Once<S>(Option<S>);
 impl<S: AsyncRead + AsyncWrite + Send + Unpin + 'static> Acceptor for Once<S> {
     type Stream = S;
 
-    async fn accept(&mut self) -> io::Result<S> {
+    async fn accept(&mut self) -> io::Result<(S, u32)> {
         match self.0.take() {
-            Some(stream) => Ok(stream),
+            // Peer key 0: every TCP client shares one quota.
+            Some(stream) => Ok((stream, 0)),
             None => pending().await,
         }
     }
@@ -41,8 +46,10 @@ enum Kind {
 }
 
 impl Listener {
+    /// The TCP endpoints, as if bound to an unknown address: the `Host` rule then accepts
+    /// the loopback names with any port.
     pub fn tcp(source: Arc<dyn CredentialSource>, config: Arc<ServerConfig>) -> Self {
-        Listener(Kind::Tcp(Arc::new(Endpoints::new(source, config))))
+        Listener(Kind::Tcp(Arc::new(Endpoints::new(source, config, None))))
     }
 
     pub fn unix(source: Arc<dyn CredentialSource>, identity_key: IdentityKey) -> Self {
@@ -52,12 +59,26 @@ impl Listener {
         ))))
     }
 
-    /// The answer to one request head, as the connection handler would get it.
-    pub fn respond(&self, method: &Method, path: &str, headers: &HeaderMap) -> Response<Payload> {
-        match &self.0 {
-            Kind::Tcp(h) => h.respond(method, path, headers),
-            Kind::Unix(h) => h.respond(method, path, headers),
-        }
+    /// The answer to one request head, as the connection handler would get it; `None` when
+    /// `target` is no request target hyper would hand over. An answer that waits off the
+    /// runtime thread (the container route's token file) is waited for on `runtime`.
+    pub fn respond(
+        &self,
+        runtime: &tokio::runtime::Runtime,
+        method: &Method,
+        target: &str,
+        headers: &HeaderMap,
+    ) -> Option<Response<Payload>> {
+        let mut request = hyper::Request::new(());
+        *request.method_mut() = method.clone();
+        *request.uri_mut() = target.parse().ok()?;
+        *request.headers_mut() = headers.clone();
+        let (head, ()) = request.into_parts();
+        let answer = match &self.0 {
+            Kind::Tcp(h) => Handler::respond(h, &head),
+            Kind::Unix(h) => Handler::respond(h, &head),
+        };
+        Some(runtime.block_on(answer.into_response()))
     }
 
     /// Serves `stream` as one accepted connection through the real accept loop. Never
@@ -67,8 +88,12 @@ impl Listener {
         S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
     {
         let _ = match &self.0 {
-            Kind::Tcp(h) => conn::serve(Once(Some(stream)), h.clone(), limits, pending()).await,
-            Kind::Unix(h) => conn::serve(Once(Some(stream)), h.clone(), limits, pending()).await,
+            Kind::Tcp(h) => {
+                conn::serve(Once(Some(stream)), h.clone(), limits, stats(), pending()).await
+            }
+            Kind::Unix(h) => {
+                conn::serve(Once(Some(stream)), h.clone(), limits, stats(), pending()).await
+            }
         };
     }
 }
