@@ -400,6 +400,9 @@ def main():
     p.add_argument("--clients", default="botocore,cli,rust,js")
     p.add_argument("--jobs", type=int, default=8)
     a = p.parse_args()
+    # `timeout` (scripts/sdk-matrix.sh) stops us with SIGTERM: unwind, so that the finally
+    # below stops emulate and the agents instead of leaving them running.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(124))
     a.work = tempfile.mkdtemp(prefix="sdk-matrix-")
     a.pki = os.path.join(a.work, "pki")
     subprocess.run([a.agent, "demo", "--keep-in", a.pki], check=True, timeout=120,
