@@ -25,6 +25,9 @@ fi
 cargo test --locked "$@"
 # The soak (about three minutes; ignored by a plain `cargo test`).
 cargo test --locked --test soak -- --ignored
+# The SDK matrix: botocore, the AWS CLI v1, aws-config (Rust) and the JS SDK v3 against the
+# built agent over every channel and address family (README, "SDK matrix").
+scripts/sdk-matrix.sh
 
 # The static binary in an empty root, and the sidecar image run from its own filesystem.
 scripts/test-static.sh
