@@ -11,6 +11,7 @@ use std::sync::{Mutex, OnceLock};
 
 use libfuzzer_sys::fuzz_target;
 use rolesanywhere_agent::agent::client::{AgentAnswer, ask};
+use rolesanywhere_agent_fuzz::NOW;
 
 struct Agent {
     path: PathBuf,
@@ -60,11 +61,19 @@ fuzz_target!(|data: &[u8]| {
     if agent.answers.send(data.to_vec()).is_err() {
         return;
     }
-    let answer = ask(&agent.path, "0123456789abcdef");
+    let answer = ask(&agent.path, "0123456789abcdef", NOW);
     if let Ok(done) = agent.done.lock() {
         let _ = done.recv();
     }
-    if let Some(AgentAnswer::Declined(status)) = answer {
-        assert_ne!(status, 200);
+    match answer {
+        Some(AgentAnswer::Declined(status)) => assert_ne!(status, 200),
+        // What `credential-process` would print: the client checked it is credential JSON
+        // that is still valid.
+        Some(AgentAnswer::Credentials(json)) => {
+            let v: serde_json::Value = serde_json::from_str(&json)
+                .unwrap_or_else(|e| panic!("printed an answer that is not JSON: {e}"));
+            assert_eq!(v["Version"], 1);
+        }
+        None => {}
     }
 });

@@ -141,6 +141,13 @@ pub fn server_config() -> &'static ServerConfig {
                 hop_limit: 64,
                 container_token_file: Some(token_file),
                 limits: Limits::default(),
+                // One extra name, so the `--allow-host` branch of the Host rule is reached.
+                allowed_hosts: vec![
+                    "agent.internal"
+                        .parse()
+                        .unwrap_or_else(|e| panic!("fuzz: allowed host: {e}")),
+                ],
+                stats: Default::default(),
             };
             (dir, config)
         })
