@@ -213,20 +213,7 @@ fn run(opts: &Options) -> R<()> {
     let leaf = m
         .leaf(KeyType::P256)
         .ok_or("the test matrix has no P-256 leaf")?;
-    let identity = vec![
-        "--certificate".to_string(),
-        leaf.cert_pem.display().to_string(),
-        "--private-key".into(),
-        leaf.key.display().to_string(),
-        "--intermediates".into(),
-        m.intermediates.display().to_string(),
-        "--trust-anchor-arn".into(),
-        TA.into(),
-        "--profile-arn".into(),
-        PROFILE.into(),
-        "--role-arn".into(),
-        ROLE.into(),
-    ];
+    let identity = identity_args(&leaf.cert_pem, &leaf.key, &m.intermediates);
 
     let emu = Emulator::start(d, &m.anchors)?;
     let mut identity_at_emu = identity.clone();
@@ -698,6 +685,22 @@ fn run(opts: &Options) -> R<()> {
 }
 
 /// `git describe` of the source tree this benchmark was built from, when git can tell.
+/// The identity and ARN flags for a certificate, key and chain.
+fn identity_args(cert: &Path, key: &Path, intermediates: &Path) -> Vec<String> {
+    let mut args = Vec::new();
+    for (flag, value) in [
+        ("--certificate", cert.display().to_string()),
+        ("--private-key", key.display().to_string()),
+        ("--intermediates", intermediates.display().to_string()),
+        ("--trust-anchor-arn", TA.to_string()),
+        ("--profile-arn", PROFILE.to_string()),
+        ("--role-arn", ROLE.to_string()),
+    ] {
+        args.extend([flag.to_string(), value]);
+    }
+    args
+}
+
 /// What [`renewal_soak`] measured.
 struct Soak {
     start: Rss,
@@ -741,22 +744,8 @@ fn renewal_soak(d: &Path, m: &pki::TestMatrix, emu: &Emulator) -> R<Soak> {
         Ok(())
     };
     place(leaves[0])?;
-    let identity = vec![
-        "--certificate".to_string(),
-        cert.display().to_string(),
-        "--private-key".into(),
-        key.display().to_string(),
-        "--intermediates".into(),
-        m.intermediates.display().to_string(),
-        "--trust-anchor-arn".into(),
-        TA.into(),
-        "--profile-arn".into(),
-        PROFILE.into(),
-        "--role-arn".into(),
-        ROLE.into(),
-        "--endpoint".into(),
-        emu.url.clone(),
-    ];
+    let mut identity = identity_args(&cert, &key, &m.intermediates);
+    identity.extend(["--endpoint".to_string(), emu.url.clone()]);
     let agent = Agent::start(bin(), "soak-agent", d, &identity, &dir.join("agent.sock"))?;
     let before = emu.requests()?;
     std::thread::sleep(Duration::from_millis(300));
