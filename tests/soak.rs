@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use rotation_util::{Pki, SecretVolume, Serve, key_pem, overwrite, rename_into_place, serial};
-use util::{BOTOCORE_WHO, Emulator, botocore, imds_credentials, imds_token};
+use util::{BOTOCORE_WHO, Emulator, botocore, http, imds_credentials};
 
 /// Credentials live 16 s at emulate: a refresh about every 8 s.
 const LIFETIME: &str = "16";
@@ -31,17 +31,37 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap()
 }
 
-/// Polls the IMDS endpoint as an SDK would until `stop`: (answers, failures).
+/// A token as the SDKs ask for one (botocore and aws-config: 6 hours).
+fn sdk_token(addr: &str) -> String {
+    let (status, _, body) = http(
+        addr,
+        "PUT",
+        "/latest/api/token",
+        &[("X-aws-ec2-metadata-token-ttl-seconds", "21600")],
+    );
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+/// Polls the IMDS endpoint as an SDK would until `stop`: (answers, failures). Like the SDKs,
+/// it asks for a new token once when the agent no longer knows its own: botocore takes a
+/// new 6-hour token on every lookup, so once 256 of those are live the agent evicts the
+/// soonest-expiring tokens, which can be this client's.
 fn raw_client(addr: String, stop: Arc<AtomicBool>) -> (u64, Vec<String>) {
     let (mut answers, mut failures) = (0, Vec::new());
-    let mut token = imds_token(&addr);
+    let mut token = sdk_token(&addr);
     let mut token_at = Instant::now();
     while !stop.load(Ordering::SeqCst) {
         if token_at.elapsed() > Duration::from_secs(30) {
-            token = imds_token(&addr);
+            token = sdk_token(&addr);
             token_at = Instant::now();
         }
-        let (status, body) = imds_credentials(&addr, &token);
+        let (mut status, mut body) = imds_credentials(&addr, &token);
+        if status == 401 {
+            token = sdk_token(&addr);
+            token_at = Instant::now();
+            (status, body) = imds_credentials(&addr, &token);
+        }
         answers += 1;
         if status != 200 {
             failures.push(format!("{status}: {body}"));
