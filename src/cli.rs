@@ -1,8 +1,15 @@
-//! The command line, flag for flag the Go `aws_signing_helper`'s, plus our own subcommands.
+//! The command line, flag for flag the Go `aws_signing_helper`'s, plus our own subcommands:
+//! every clap struct lives here (`emulate`'s and `keyring`'s in their submodules).
 //! These are raw values; [`crate::config`] and [`crate::identity`] validate them.
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use secrecy::SecretString;
+
+mod emulate;
+#[cfg(feature = "keyring")]
+pub mod keyring;
+
+pub use emulate::EmulateArgs;
 
 /// Parses a secret flag value straight into a type whose `Debug` is redacted.
 fn secret(value: &str) -> Result<SecretString, std::convert::Infallible> {
@@ -40,7 +47,7 @@ pub enum Command {
     /// Store private keys in, or delete them from, the OS keyring (Secret Service, keyutils)
     #[cfg(feature = "keyring")]
     #[command(after_help = EXIT_CODES)]
-    Keyring(crate::commands::keyring::KeyringArgs),
+    Keyring(keyring::KeyringArgs),
     /// Sign standard input with the private key (hex, JSON string or raw bytes)
     #[command(after_help = EXIT_CODES)]
     SignString(SignStringArgs),
@@ -53,7 +60,7 @@ pub enum Command {
     Version,
     /// Run a local CreateSession endpoint that verifies requests like the service
     #[command(after_help = EXIT_CODES)]
-    Emulate(crate::emulate::EmulateArgs),
+    Emulate(EmulateArgs),
     /// Run the whole flow offline: throwaway CA, local endpoint, credentials
     Demo(DemoArgs),
 }

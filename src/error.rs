@@ -6,6 +6,8 @@
 
 use std::fmt;
 
+use crate::chain::Chain;
+
 /// Exit codes, documented in `--help` and the README.
 pub mod exit {
     /// Credentials (or the requested output) were produced.
@@ -82,22 +84,6 @@ pub struct Report<'a>(pub &'a Error);
 
 impl fmt::Display for Report<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let top = self.0.to_string();
-        write!(f, "error: {top}")?;
-        let mut seen = top;
-        let mut cause = std::error::Error::source(self.0);
-        while let Some(c) = cause {
-            let text = c.to_string();
-            // Transparent wrappers repeat their inner message; print each text once.
-            if !seen.contains(&text) {
-                write!(f, "\n  caused by: {text}")?;
-                seen = text;
-            }
-            cause = c.source();
-        }
-        if let Some(hint) = self.0.hint() {
-            write!(f, "\n  hint: {hint}")?;
-        }
-        Ok(())
+        write!(f, "error: {}", Chain::new(self.0, self.0.hint()))
     }
 }

@@ -2,17 +2,18 @@
 //! key or the network, then does its one job.
 
 mod credential_process;
+mod demo;
+pub(crate) mod emulate;
 mod healthcheck;
 #[cfg(feature = "keyring")]
-pub mod keyring;
+mod keyring;
 mod read_certificate_data;
 mod serve;
+mod session_flags;
 mod sign_string;
 mod update;
 
 use std::sync::Arc;
-
-pub use credential_process::{PreparedSession, fetch_credentials};
 
 use crate::cli::{Cli, Command, CredentialArgs};
 use crate::clock::{Clock, SystemClock};
@@ -35,8 +36,8 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
             println!("{}", env!("CARGO_PKG_VERSION"));
             Ok(())
         }
-        Command::Emulate(args) => Ok(crate::emulate::run(args, shutdown_signal()).await?),
-        Command::Demo(args) => crate::demo::run(&args).await,
+        Command::Emulate(args) => Ok(emulate::run(args, shutdown_signal()).await?),
+        Command::Demo(args) => demo::run(&args).await,
     }
 }
 

@@ -30,7 +30,7 @@ use password::Passwords;
 use crate::signer::{Digest, Signer};
 
 /// What the flags say about where the identity lives.
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub struct IdentitySpec {
     /// `--certificate`: a PEM or DER certificate, or a PKCS#12 bundle.
     pub certificate: Option<String>,

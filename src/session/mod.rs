@@ -18,7 +18,11 @@ use crate::metrics::SessionOutcome;
 use crate::signer::{Digest, SignError};
 use crate::signing::UnsignedRequest;
 
+mod material;
+pub mod prepare;
 mod tls;
+
+pub use prepare::{PreparedSession, SessionSpec, fetch_credentials};
 
 /// Attempts per CreateSession call (the first try included).
 pub const MAX_ATTEMPTS: u32 = 3;

@@ -7,11 +7,12 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
 use std::sync::Arc;
 
+use super::session_flags;
 use crate::cli::{CredentialArgs, DemoArgs};
 use crate::clock::{Clock, SystemClock};
-use crate::commands::{PreparedSession, fetch_credentials};
 use crate::emulate::{self, EmulateConfig, VerifyConfig};
 use crate::error::Error;
+use crate::session::fetch_credentials;
 
 const TRUST_ANCHOR_ARN: &str =
     "arn:aws:rolesanywhere:us-east-1:111122223333:trust-anchor/demo-anchor";
@@ -93,7 +94,7 @@ pub async fn run(args: &DemoArgs) -> Result<(), Error> {
         ..CredentialArgs::default()
     };
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let mut prepared = PreparedSession::from_args(&cred_args, clock.as_ref())?;
+    let mut prepared = session_flags::prepare(&cred_args, clock.as_ref())?;
     // The demo trusts its own throwaway CA only, whatever AWS_CA_BUNDLE says.
     prepared
         .endpoint
