@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::session_flags;
-use crate::cli::{CredentialArgs, DemoArgs};
+use crate::cli::{CredentialArgs, DemoArgs, IdentityArgs};
 use crate::clock::{Clock, SystemClock};
 use crate::emulate::{self, EmulateConfig, VerifyConfig};
 use crate::error::Error;
@@ -82,8 +82,11 @@ pub async fn run(args: &DemoArgs) -> Result<(), Error> {
     );
 
     let cred_args = CredentialArgs {
-        certificate: Some(pki.cert.display().to_string()),
-        private_key: Some(pki.key.display().to_string()),
+        identity: IdentityArgs {
+            certificate: Some(pki.cert.display().to_string()),
+            private_key: Some(pki.key.display().to_string()),
+            ..IdentityArgs::default()
+        },
         trust_anchor_arn: Some(TRUST_ANCHOR_ARN.into()),
         profile_arn: Some(PROFILE_ARN.into()),
         role_arn: Some(ROLE_ARN.into()),

@@ -15,7 +15,7 @@ mod update;
 
 use std::sync::Arc;
 
-use crate::cli::{Cli, Command, CredentialArgs};
+use crate::cli::{Cli, Command, IdentityArgs};
 use crate::clock::{Clock, SystemClock};
 use crate::config::ConfigError;
 use crate::error::Error;
@@ -66,7 +66,7 @@ pub async fn shutdown_signal() {
 
 /// Refuses, with a clear message, the Go helper's flags whose key stores are not built.
 /// They are accepted by the parser so a Go helper command line never fails as "unknown flag".
-pub fn refuse_unbuilt_features(args: &CredentialArgs) -> Result<(), ConfigError> {
+pub fn refuse_unbuilt_features(args: &IdentityArgs) -> Result<(), ConfigError> {
     let tpm = "this build has no TPM support (built without the tpm feature)";
     let is = |v: &Option<String>, prefix: &str| v.as_deref().is_some_and(|s| s.starts_with(prefix));
     let pkcs11 = is(&args.certificate, "pkcs11:")

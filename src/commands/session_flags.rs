@@ -7,12 +7,11 @@ use crate::cli::CredentialArgs;
 use crate::clock::Clock;
 use crate::config::{EndpointSettings, RawSession, SessionSettings};
 use crate::error::Error;
-use crate::identity::IdentitySpec;
 use crate::session::{PreparedSession, SessionSpec};
 
 /// The session and endpoint settings of the flags, validated; no file is read.
 pub fn spec(args: &CredentialArgs) -> Result<SessionSpec, Error> {
-    super::refuse_unbuilt_features(args)?;
+    super::refuse_unbuilt_features(&args.identity)?;
     let settings = SessionSettings::from_raw(&RawSession {
         trust_anchor_arn: args.trust_anchor_arn.as_deref(),
         profile_arn: args.profile_arn.as_deref(),
@@ -38,7 +37,7 @@ pub fn spec(args: &CredentialArgs) -> Result<SessionSpec, Error> {
         ca_bundles,
     };
     Ok(SessionSpec {
-        identity: identity_spec(args),
+        identity: args.identity.spec(),
         settings,
         endpoint,
     })
@@ -54,21 +53,5 @@ pub fn policy(args: &CredentialArgs) -> RefreshPolicy {
     RefreshPolicy {
         refresh_before: args.refresh_before,
         ..RefreshPolicy::default()
-    }
-}
-
-/// The identity flags, as the loaders take them.
-pub fn identity_spec(args: &CredentialArgs) -> IdentitySpec {
-    IdentitySpec {
-        certificate: args.certificate.clone(),
-        private_key: args.private_key.clone(),
-        intermediates: args.intermediates.clone(),
-        pkcs8_password: args.pkcs8_password.clone(),
-        pkcs11_lib: args.pkcs11_lib.clone(),
-        reuse_pin: args.reuse_pin,
-        cert_selector: args.cert_selector.clone(),
-        use_latest_expiring_certificate: args.use_latest_expiring_certificate,
-        tpm_key_password: args.tpm_key_password.clone(),
-        no_tpm_key_password: args.no_tpm_key_password,
     }
 }
