@@ -191,10 +191,10 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub creds: CredentialArgs,
     /// TCP port of the IMDSv2 and container endpoints
-    #[arg(long, default_value_t = 9911)]
+    #[arg(long, default_value_t = crate::server::DEFAULT_PORT)]
     pub port: u16,
     /// IP TTL / IPv6 hop limit of responses, so they die before leaving the host
-    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u8).range(1..))]
+    #[arg(long, default_value_t = crate::server::DEFAULT_HOP_LIMIT, value_parser = clap::value_parser!(u8).range(1..))]
     pub hop_limit: u8,
     /// Address to listen on (loopback unless --allow-non-loopback)
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1")]
@@ -227,7 +227,7 @@ pub struct ServeArgs {
 #[derive(Args, Debug, Clone)]
 pub struct HealthcheckArgs {
     /// The agent's port
-    #[arg(long, default_value_t = 9911)]
+    #[arg(long, default_value_t = crate::server::DEFAULT_PORT)]
     pub port: u16,
     /// The agent's address
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1")]

@@ -47,6 +47,7 @@ impl Error {
     /// The process exit code for this error.
     pub fn exit_code(&self) -> i32 {
         match self {
+            Error::Identity(e) if e.is_runtime() => exit::RUNTIME,
             Error::Config(_) | Error::Identity(_) | Error::Emulate(_) | Error::Server(_) => {
                 exit::USAGE
             }
@@ -85,5 +86,26 @@ pub struct Report<'a>(pub &'a Error);
 impl fmt::Display for Report<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "error: {}", Chain::new(self.0, self.0.hint()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[cfg(feature = "tpm")]
+    #[test]
+    fn a_broken_tpm_conversation_is_a_runtime_failure() {
+        use crate::identity::IdentityError;
+        use crate::identity::tpm::TpmError;
+        let transport = Error::Identity(IdentityError::Tpm(TpmError::Transport {
+            tcti: "swtpm:port=2321".into(),
+            detail: "connection reset".into(),
+        }));
+        assert_eq!(transport.exit_code(), exit::RUNTIME);
+        let handle = Error::Identity(IdentityError::Tpm(TpmError::BadHandle {
+            value: "handle:x".into(),
+        }));
+        assert_eq!(handle.exit_code(), exit::USAGE);
     }
 }
