@@ -1,7 +1,9 @@
 //! The credential cache and its refresher: one set of credentials per identity and role,
 //! refreshed in the background ahead of expiry, shared by every client.
 //!
-//! Rules (PROTOCOL.md sections 7 and 8):
+//! Rules (what SDKs expect of a local credentials endpoint, and the two faults of AWS's Go
+//! helper this avoids: a CreateSession per request when due, and empty keys served after a
+//! failed refresh):
 //! - a refresh is due once the remaining validity falls below `min(refresh_before, lifetime / 2)`
 //!   (20 minutes by default, so SDKs, which re-ask 15 minutes before expiry, never hold
 //!   credentials inside their own window), brought forward by a little jitter;
