@@ -10,6 +10,7 @@
 //! - [`EmulateError`], its configuration errors (exit code 2).
 
 mod arn;
+mod body;
 mod chain;
 mod error;
 mod response;
