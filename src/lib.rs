@@ -13,6 +13,10 @@
 //!   makes throwaway certificate authorities for the demo and the tests.
 //! - [`metrics`] counts what the agent does, for `GET /metrics`; it depends on nothing else
 //!   here, so every layer can record into it.
+//!
+//! A module names only modules of lower layers (commands > cli, error > server > agent,
+//! emulate > session > identity, disk cache > signer, pki > leaf helpers such as [`chain`]);
+//! `layers.rs` lists the layers and a unit test checks every `crate::` path against them.
 
 pub mod agent;
 pub mod chain;

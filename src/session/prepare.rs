@@ -69,7 +69,7 @@ impl PreparedSession {
 }
 
 /// The fingerprint of the key and intermediates named by `spec`, read without opening a key
-/// store, or `None` when one cannot be read cheaply (see [`material`]).
+/// store, or `None` when one cannot be read cheaply (the rules are in `session/material.rs`).
 pub fn key_material(spec: &IdentitySpec) -> Option<String> {
     material::fingerprint(spec)
 }
