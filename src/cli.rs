@@ -1,8 +1,17 @@
-//! The command line, flag for flag the Go `aws_signing_helper`'s, plus our own subcommands.
+//! The command line, flag for flag the Go `aws_signing_helper`'s, plus our own subcommands:
+//! every clap struct lives here (`emulate`'s and `keyring`'s in their submodules).
 //! These are raw values; [`crate::config`] and [`crate::identity`] validate them.
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use secrecy::SecretString;
+
+use crate::identity::IdentitySpec;
+
+mod emulate;
+#[cfg(feature = "keyring")]
+pub mod keyring;
+
+pub use emulate::EmulateArgs;
 
 /// Parses a secret flag value straight into a type whose `Debug` is redacted.
 fn secret(value: &str) -> Result<SecretString, std::convert::Infallible> {
@@ -40,7 +49,7 @@ pub enum Command {
     /// Store private keys in, or delete them from, the OS keyring (Secret Service, keyutils)
     #[cfg(feature = "keyring")]
     #[command(after_help = EXIT_CODES)]
-    Keyring(crate::commands::keyring::KeyringArgs),
+    Keyring(keyring::KeyringArgs),
     /// Sign standard input with the private key (hex, JSON string or raw bytes)
     #[command(after_help = EXIT_CODES)]
     SignString(SignStringArgs),
@@ -53,23 +62,71 @@ pub enum Command {
     Version,
     /// Run a local CreateSession endpoint that verifies requests like the service
     #[command(after_help = EXIT_CODES)]
-    Emulate(crate::emulate::EmulateArgs),
+    Emulate(EmulateArgs),
     /// Run the whole flow offline: throwaway CA, local endpoint, credentials
     Demo(DemoArgs),
 }
 
-/// The flags shared by every command that obtains credentials.
+/// Where the identity lives: the certificate, its key and chain, and the key stores' flags.
+/// Flattened into every command that takes a key; [`IdentityArgs::spec`] is the one
+/// conversion to what the loaders take.
 #[derive(Args, Debug, Clone, Default)]
-pub struct CredentialArgs {
-    /// Certificate file (PEM, DER, or a PKCS#12 bundle holding the key too)
+pub struct IdentityArgs {
+    /// Certificate file (PEM, DER, or a PKCS#12 bundle holding the key too), or a PKCS#11 URI
     #[arg(long, value_name = "PATH")]
     pub certificate: Option<String>,
-    /// Private key file (PKCS#8, PKCS#1, SEC1 or encrypted PKCS#8)
+    /// Private key file (PKCS#8, PKCS#1, SEC1 or encrypted PKCS#8), or a PKCS#11 URI, TPM handle or keyring entry
     #[arg(long, value_name = "PATH")]
     pub private_key: Option<String>,
     /// PEM bundle of intermediate CA certificates, sent as X-Amz-X509-Chain
     #[arg(long, value_name = "PATH")]
     pub intermediates: Option<String>,
+    /// Certificate selector for certificate stores and PKCS#11 (Key=...,Value=... or file://sel.json)
+    #[arg(long, value_name = "SELECTOR")]
+    pub cert_selector: Option<String>,
+    /// Among matching certificates, use the one that expires last
+    #[arg(long)]
+    pub use_latest_expiring_certificate: bool,
+    /// PKCS#11 module
+    #[arg(long, value_name = "PATH")]
+    pub pkcs11_lib: Option<String>,
+    /// Reuse the PKCS#11 user PIN for context-specific login
+    #[arg(long)]
+    pub reuse_pin: bool,
+    /// Password of a TPM key. Visible to every local user in `ps` (and in ~/.aws/config when the line is there)
+    #[arg(long, value_name = "PASSWORD", value_parser = secret)]
+    pub tpm_key_password: Option<SecretString>,
+    /// The TPM key has no password
+    #[arg(long)]
+    pub no_tpm_key_password: bool,
+    /// Password of an encrypted PKCS#8 key or PKCS#12 file (else ROLESANYWHERE_PKCS8_PASSWORD, else a prompt on a terminal). Visible to every local user in `ps` (and in ~/.aws/config): prefer the variable
+    #[arg(long, value_name = "PASSWORD", value_parser = secret)]
+    pub pkcs8_password: Option<SecretString>,
+}
+
+impl IdentityArgs {
+    /// The identity flags, as the loaders take them.
+    pub fn spec(&self) -> IdentitySpec {
+        IdentitySpec {
+            certificate: self.certificate.clone(),
+            private_key: self.private_key.clone(),
+            intermediates: self.intermediates.clone(),
+            pkcs8_password: self.pkcs8_password.clone(),
+            pkcs11_lib: self.pkcs11_lib.clone(),
+            reuse_pin: self.reuse_pin,
+            cert_selector: self.cert_selector.clone(),
+            use_latest_expiring_certificate: self.use_latest_expiring_certificate,
+            tpm_key_password: self.tpm_key_password.clone(),
+            no_tpm_key_password: self.no_tpm_key_password,
+        }
+    }
+}
+
+/// The flags shared by every command that obtains credentials.
+#[derive(Args, Debug, Clone, Default)]
+pub struct CredentialArgs {
+    #[command(flatten)]
+    pub identity: IdentityArgs,
     /// Trust anchor to authenticate against
     #[arg(long, value_name = "ARN", env = "ROLESANYWHERE_TRUST_ANCHOR_ARN")]
     pub trust_anchor_arn: Option<String>,
@@ -105,30 +162,9 @@ pub struct CredentialArgs {
     /// Role session name
     #[arg(long, value_name = "NAME")]
     pub role_session_name: Option<String>,
-    /// Certificate selector for certificate stores and PKCS#11 (Key=...,Value=... or file://sel.json)
-    #[arg(long, value_name = "SELECTOR")]
-    pub cert_selector: Option<String>,
     /// Windows system store name (ignored elsewhere, as in the Go helper)
     #[arg(long, value_name = "NAME", default_value = "MY")]
     pub system_store_name: String,
-    /// Among matching certificates, use the one that expires last
-    #[arg(long)]
-    pub use_latest_expiring_certificate: bool,
-    /// PKCS#11 module
-    #[arg(long, value_name = "PATH")]
-    pub pkcs11_lib: Option<String>,
-    /// Reuse the PKCS#11 user PIN for context-specific login
-    #[arg(long)]
-    pub reuse_pin: bool,
-    /// Password of a TPM key. Visible to every local user in `ps` (and in ~/.aws/config when the line is there)
-    #[arg(long, value_name = "PASSWORD", value_parser = secret)]
-    pub tpm_key_password: Option<SecretString>,
-    /// The TPM key has no password
-    #[arg(long)]
-    pub no_tpm_key_password: bool,
-    /// Password of an encrypted PKCS#8 key or PKCS#12 file (else ROLESANYWHERE_PKCS8_PASSWORD, else a prompt on a terminal). Visible to every local user in `ps` (and in ~/.aws/config): prefer the variable
-    #[arg(long, value_name = "PASSWORD", value_parser = secret)]
-    pub pkcs8_password: Option<SecretString>,
     /// Extra PEM bundle of CAs to trust for the endpoint (besides the system roots and AWS_CA_BUNDLE)
     #[arg(long, value_name = "PATH")]
     pub ca_bundle: Option<String>,
@@ -155,10 +191,10 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub creds: CredentialArgs,
     /// TCP port of the IMDSv2 and container endpoints
-    #[arg(long, default_value_t = 9911)]
+    #[arg(long, default_value_t = crate::server::DEFAULT_PORT)]
     pub port: u16,
     /// IP TTL / IPv6 hop limit of responses, so they die before leaving the host
-    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u8).range(1..))]
+    #[arg(long, default_value_t = crate::server::DEFAULT_HOP_LIMIT, value_parser = clap::value_parser!(u8).range(1..))]
     pub hop_limit: u8,
     /// Address to listen on (loopback unless --allow-non-loopback)
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1")]
@@ -191,7 +227,7 @@ pub struct ServeArgs {
 #[derive(Args, Debug, Clone)]
 pub struct HealthcheckArgs {
     /// The agent's port
-    #[arg(long, default_value_t = 9911)]
+    #[arg(long, default_value_t = crate::server::DEFAULT_PORT)]
     pub port: u16,
     /// The agent's address
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1")]
@@ -246,47 +282,34 @@ pub enum SignDigest {
 
 #[derive(Args, Debug, Clone)]
 pub struct SignStringArgs {
-    /// Private key file
-    #[arg(long, value_name = "PATH")]
-    pub private_key: Option<String>,
-    /// Certificate file (needed only for a PKCS#12 bundle)
-    #[arg(long, value_name = "PATH")]
-    pub certificate: Option<String>,
+    #[command(flatten)]
+    pub identity: IdentityArgs,
     /// Output format
     #[arg(long, value_enum, default_value = "json")]
     pub format: SignFormat,
     /// Digest applied before signing
     #[arg(long, value_enum, default_value = "SHA256")]
     pub digest: SignDigest,
-    #[arg(long, value_name = "SELECTOR")]
-    pub cert_selector: Option<String>,
-    #[arg(long, value_name = "PATH")]
-    pub pkcs11_lib: Option<String>,
-    #[arg(long)]
-    pub reuse_pin: bool,
-    /// Password of a TPM key. Visible to every local user in `ps`
-    #[arg(long, value_name = "PASSWORD", value_parser = secret)]
-    pub tpm_key_password: Option<SecretString>,
-    #[arg(long)]
-    pub no_tpm_key_password: bool,
-    /// Password of an encrypted PKCS#8 key or PKCS#12 file (else ROLESANYWHERE_PKCS8_PASSWORD, else a prompt on a terminal). Visible to every local user in `ps`: prefer the variable
-    #[arg(long, value_name = "PASSWORD", value_parser = secret)]
-    pub pkcs8_password: Option<SecretString>,
+    /// Print debug output on stderr
     #[arg(long)]
     pub debug: bool,
 }
 
 #[derive(Args, Debug, Clone)]
 pub struct ReadCertificateArgs {
-    /// Certificate file
+    /// Certificate file (PEM or DER), or a PKCS#11 URI (lists the token's certificates)
     #[arg(long, value_name = "PATH")]
     pub certificate: Option<String>,
+    /// Certificate selector for certificate stores and PKCS#11 (Key=...,Value=... or file://sel.json)
     #[arg(long, value_name = "SELECTOR")]
     pub cert_selector: Option<String>,
+    /// Windows system store name (ignored elsewhere, as in the Go helper)
     #[arg(long, value_name = "NAME", default_value = "MY")]
     pub system_store_name: String,
+    /// PKCS#11 module
     #[arg(long, value_name = "PATH")]
     pub pkcs11_lib: Option<String>,
+    /// Print debug output on stderr
     #[arg(long)]
     pub debug: bool,
 }
@@ -311,6 +334,46 @@ mod tests {
         assert!(parse_duration("m").is_err());
     }
 
+    /// Every flag of every (sub)command says what it is for in `--help`.
+    #[test]
+    fn every_flag_has_help_text() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                if id != "help" && id != "version" && arg.get_help().is_none() {
+                    missing.push(format!("{path} --{}", arg.get_long().unwrap_or(id)));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&<Cli as clap::CommandFactory>::command(), "", &mut missing);
+        assert!(missing.is_empty(), "flags without help: {missing:?}");
+    }
+
+    /// The commands that load a key take the same identity flags, from one struct.
+    #[test]
+    fn the_identity_flags_are_the_same_everywhere() {
+        let cli = <Cli as clap::CommandFactory>::command();
+        let longs = |name: &str| -> Vec<String> {
+            let sub = cli.find_subcommand(name).unwrap();
+            let mut v: Vec<String> = IdentityArgs::augment_args(clap::Command::new("x"))
+                .get_arguments()
+                .filter_map(|a| a.get_long().map(str::to_string))
+                .filter(|l| sub.get_arguments().any(|a| a.get_long() == Some(l)))
+                .collect();
+            v.sort();
+            v
+        };
+        let all = longs("credential-process");
+        assert_eq!(all.len(), 10, "{all:?}");
+        for name in ["serve", "update", "sign-string"] {
+            assert_eq!(longs(name), all, "{name}");
+        }
+    }
+
     #[test]
     fn password_flags_never_show_in_debug_output() {
         let cli = Cli::try_parse_from([
@@ -329,7 +392,7 @@ mod tests {
         };
         use secrecy::ExposeSecret as _;
         assert_eq!(
-            args.creds.pkcs8_password.unwrap().expose_secret(),
+            args.creds.identity.pkcs8_password.unwrap().expose_secret(),
             "hunter2-pkcs8"
         );
     }

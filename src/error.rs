@@ -6,6 +6,8 @@
 
 use std::fmt;
 
+use crate::chain::Chain;
+
 /// Exit codes, documented in `--help` and the README.
 pub mod exit {
     /// Credentials (or the requested output) were produced.
@@ -45,6 +47,7 @@ impl Error {
     /// The process exit code for this error.
     pub fn exit_code(&self) -> i32 {
         match self {
+            Error::Identity(e) if e.is_runtime() => exit::RUNTIME,
             Error::Config(_) | Error::Identity(_) | Error::Emulate(_) | Error::Server(_) => {
                 exit::USAGE
             }
@@ -82,22 +85,27 @@ pub struct Report<'a>(pub &'a Error);
 
 impl fmt::Display for Report<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let top = self.0.to_string();
-        write!(f, "error: {top}")?;
-        let mut seen = top;
-        let mut cause = std::error::Error::source(self.0);
-        while let Some(c) = cause {
-            let text = c.to_string();
-            // Transparent wrappers repeat their inner message; print each text once.
-            if !seen.contains(&text) {
-                write!(f, "\n  caused by: {text}")?;
-                seen = text;
-            }
-            cause = c.source();
-        }
-        if let Some(hint) = self.0.hint() {
-            write!(f, "\n  hint: {hint}")?;
-        }
-        Ok(())
+        write!(f, "error: {}", Chain::new(self.0, self.0.hint()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[cfg(feature = "tpm")]
+    #[test]
+    fn a_broken_tpm_conversation_is_a_runtime_failure() {
+        use crate::identity::IdentityError;
+        use crate::identity::tpm::TpmError;
+        let transport = Error::Identity(IdentityError::Tpm(TpmError::Transport {
+            tcti: "swtpm:port=2321".into(),
+            detail: "connection reset".into(),
+        }));
+        assert_eq!(transport.exit_code(), exit::RUNTIME);
+        let handle = Error::Identity(IdentityError::Tpm(TpmError::BadHandle {
+            value: "handle:x".into(),
+        }));
+        assert_eq!(handle.exit_code(), exit::USAGE);
     }
 }

@@ -8,20 +8,24 @@
 //! - [`signing`] holds the pure SigV4-X509 rules; [`session`] is the CreateSession client that
 //!   signs and sends the request, retrying what can be retried.
 //! - [`credentials`] is the secret-bearing result and its output formats.
-//! - [`commands`] runs each subcommand; [`emulate`] is a local CreateSession service that
-//!   verifies requests like the real one; [`demo`] wires them together offline; [`pki`]
+//! - [`commands`] runs each subcommand (`demo` wires them together offline); [`emulate`] is
+//!   a local CreateSession service that verifies requests like the real one; [`pki`]
 //!   makes throwaway certificate authorities for the demo and the tests.
 //! - [`metrics`] counts what the agent does, for `GET /metrics`; it depends on nothing else
 //!   here, so every layer can record into it.
+//!
+//! A module names only modules of lower layers (commands > cli, error > server > agent,
+//! emulate > session > identity, disk cache > signer, pki > leaf helpers such as [`chain`]);
+//! `layers.rs` lists the layers and a unit test checks every `crate::` path against them.
 
 pub mod agent;
+pub mod chain;
 pub mod cli;
 pub mod clock;
 pub mod commands;
 pub mod config;
 pub mod credentials;
 pub mod credentials_file;
-pub mod demo;
 pub mod der;
 pub mod disk_cache;
 pub mod emulate;
@@ -35,3 +39,6 @@ pub mod server;
 pub mod session;
 pub mod signer;
 pub mod signing;
+
+#[cfg(test)]
+mod layers;

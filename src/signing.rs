@@ -1,6 +1,9 @@
-//! SigV4 with X.509 (`AWS4-X509-*`): the pure canonicalisation and formatting rules of
-//! PROTOCOL.md section 2. Nothing here touches a key, a clock or the network, so every
-//! function is pinned by the golden vectors in `tests/data/vectors`.
+//! SigV4 with X.509 (`AWS4-X509-*`): the pure canonicalisation and formatting rules of the
+//! IAM Roles Anywhere signing process (SigV4's canonical request and string to sign, signed
+//! with the certificate's key, the serial in decimal as the credential; AWS documents it in
+//! the Roles Anywhere user guide, "Signing process", authentication-sign-process.html).
+//! Nothing here touches a key, a clock or the network, so every function is pinned by the
+//! golden vectors in `tests/data/vectors`.
 
 use std::fmt::Write as _;
 

@@ -1,7 +1,9 @@
 //! The credential cache and its refresher: one set of credentials per identity and role,
 //! refreshed in the background ahead of expiry, shared by every client.
 //!
-//! Rules (PROTOCOL.md sections 7 and 8):
+//! Rules (what SDKs expect of a local credentials endpoint, and the two faults of AWS's Go
+//! helper this avoids: a CreateSession per request when due, and empty keys served after a
+//! failed refresh):
 //! - a refresh is due once the remaining validity falls below `min(refresh_before, lifetime / 2)`
 //!   (20 minutes by default, so SDKs, which re-ask 15 minutes before expiry, never hold
 //!   credentials inside their own window), brought forward by a little jitter;
@@ -25,6 +27,7 @@ use tokio::sync::{Mutex, watch};
 use tokio::time::Instant;
 
 use super::{CredentialSource, Unavailable};
+use crate::chain::Chain;
 use crate::clock::Clock;
 use crate::credentials::Credentials;
 
@@ -72,10 +75,63 @@ impl RefreshPolicy {
     }
 }
 
-/// A failed attempt to get credentials, as the cache reports it.
-#[derive(Clone, Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct LoadError(pub String);
+/// What kind of failure a [`LoadError`] is, as aws-config's `CredentialsError` tells them
+/// apart: whether asking again as it is may succeed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LoadErrorKind {
+    /// The service refused or could not be reached, a signature failed: the refresher
+    /// retries it with backoff.
+    Retryable,
+    /// The configuration is wrong (a CA bundle that cannot be read, ...): the same request
+    /// fails the same way until the files or flags are fixed. Retried all the same (a
+    /// fixed file is picked up), but reported as the operator's to fix.
+    Configuration,
+}
+
+/// A failed attempt to get credentials, as the cache reports it: the kind and the typed
+/// cause. It prints as the cause with its distinct sources and hint (see [`Chain`]); the
+/// causes are the session layer's errors, which never carry a secret.
+#[derive(Clone, Debug)]
+pub struct LoadError {
+    kind: LoadErrorKind,
+    source: Arc<dyn std::error::Error + Send + Sync>,
+    hint: Option<String>,
+}
+
+impl LoadError {
+    pub fn new(
+        kind: LoadErrorKind,
+        source: impl std::error::Error + Send + Sync + 'static,
+        hint: Option<String>,
+    ) -> Self {
+        LoadError {
+            kind,
+            source: Arc::new(source),
+            hint,
+        }
+    }
+
+    pub fn kind(&self) -> LoadErrorKind {
+        self.kind
+    }
+
+    /// The typed cause (a [`crate::session::SessionError`] in production).
+    pub fn cause(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+        self.source.as_ref()
+    }
+}
+
+impl std::fmt::Display for LoadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        Chain::new(self.source.as_ref(), self.hint.clone()).fmt(f)
+    }
+}
+
+impl std::error::Error for LoadError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(self.source.as_ref())
+    }
+}
 
 type LoadFuture<'a> = Pin<Box<dyn Future<Output = Result<Credentials, LoadError>> + Send + 'a>>;
 
@@ -188,7 +244,7 @@ impl CredentialCache {
         match self.loader.load().await {
             Ok(creds) => Ok(self.install(creds)),
             Err(e) => {
-                self.write().last_error = Some(e.0.clone());
+                self.write().last_error = Some(e.to_string());
                 Err(e)
             }
         }

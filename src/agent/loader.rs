@@ -4,12 +4,11 @@
 
 use std::sync::{Arc, OnceLock, RwLock, Weak};
 
-use super::cache::{LoadError, Loader};
+use super::cache::{LoadError, LoadErrorKind, Loader};
 use super::rotation::Rotation;
 use crate::config::SessionSettings;
-use crate::error::Report;
 use crate::identity::Identity;
-use crate::session::SessionClient;
+use crate::session::{SessionClient, SessionError};
 
 pub struct SessionLoader {
     client: SessionClient,
@@ -72,14 +71,52 @@ impl Loader for SessionLoader {
             self.client
                 .create_session(&identity, &self.settings)
                 .await
-                .map_err(|e| {
-                    LoadError(
-                        Report(&e.into())
-                            .to_string()
-                            .trim_start_matches("error: ")
-                            .to_string(),
-                    )
-                })
+                .map_err(load_error)
         })
+    }
+}
+
+/// Keeps the session's typed error, its kind and its hint for the cache and `/healthz`.
+fn load_error(e: SessionError) -> LoadError {
+    let kind = if e.is_configuration() {
+        LoadErrorKind::Configuration
+    } else {
+        LoadErrorKind::Retryable
+    };
+    let hint = e.hint();
+    LoadError::new(kind, e, hint)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ConfigError;
+
+    #[test]
+    fn the_kind_and_cause_stay_typed_and_print_as_main_would() {
+        let e = load_error(SessionError::Transport {
+            endpoint: "https://127.0.0.1:1".into(),
+            detail: "connection refused".into(),
+        });
+        assert_eq!(e.kind(), LoadErrorKind::Retryable);
+        assert!(matches!(
+            e.cause().downcast_ref::<SessionError>(),
+            Some(SessionError::Transport { .. })
+        ));
+        let report = crate::error::Report(
+            &SessionError::Transport {
+                endpoint: "https://127.0.0.1:1".into(),
+                detail: "connection refused".into(),
+            }
+            .into(),
+        )
+        .to_string();
+        assert_eq!(format!("error: {e}"), report);
+        assert!(e.to_string().contains("\n  hint: "), "{e}");
+
+        let e = load_error(SessionError::Config(ConfigError::Missing {
+            flag: "--ca-bundle",
+        }));
+        assert_eq!(e.kind(), LoadErrorKind::Configuration);
     }
 }

@@ -25,12 +25,11 @@ use std::time::Duration;
 use super::cache::CredentialCache;
 use super::expiry::{CertDates, IdentityStatus};
 use super::loader::SessionLoader;
-use crate::cli::CredentialArgs;
+use crate::chain::Chain;
 use crate::clock::Clock;
-use crate::commands::PreparedSession;
-use crate::error::Report;
+use crate::identity::IdentitySpec;
 use crate::identity::source::{self, Source};
-use crate::server::IdentityKey;
+use crate::session::{PreparedSession, SessionSpec};
 use blocking::{Lane, Stalled};
 use stamp::Stamp;
 
@@ -52,15 +51,15 @@ const POLL_WATCHED: Duration = Duration::from_secs(60);
 const POLL_UNWATCHED: Duration = Duration::from_secs(5);
 
 /// The files an identity is read from, stamped before the first load (so a change during
-/// start-up is not missed). Take it before [`PreparedSession::from_args`].
+/// start-up is not missed). Take it before [`PreparedSession::load`].
 pub struct Baseline {
     files: Vec<PathBuf>,
     stamps: Vec<Stamp>,
 }
 
 impl Baseline {
-    pub fn take(args: &CredentialArgs) -> Self {
-        let files = watched_files(args);
+    pub fn take(identity: &IdentitySpec) -> Self {
+        let files = watched_files(identity);
         let stamps = stamp::stamps(&files);
         Baseline { files, stamps }
     }
@@ -95,12 +94,15 @@ pub enum Outcome {
     Rotated,
 }
 
+/// Sets the unix socket's identity key (kept by the server) to a new cache key.
+pub type KeySetter = Box<dyn Fn(&str) + Send + Sync>;
+
 /// Follows the identity's sources and swaps the loader's identity when they change.
 pub struct Rotation {
-    args: CredentialArgs,
+    spec: SessionSpec,
     clock: Arc<dyn Clock>,
     loader: Arc<SessionLoader>,
-    identity_key: Option<IdentityKey>,
+    identity_key: Option<KeySetter>,
     status: Arc<IdentityStatus>,
     files: Vec<PathBuf>,
     /// The certificate is on a PKCS#11 token: looked up again before each CreateSession.
@@ -115,21 +117,21 @@ pub struct Rotation {
 }
 
 impl Rotation {
-    /// `identity_key`: the unix socket's key, switched with the identity (`serve` only).
+    /// `identity_key`: sets the unix socket's key, switched with the identity (`serve` only).
     pub fn new(
-        args: CredentialArgs,
+        spec: SessionSpec,
         clock: Arc<dyn Clock>,
         loader: Arc<SessionLoader>,
-        identity_key: Option<IdentityKey>,
+        identity_key: Option<KeySetter>,
         status: Arc<IdentityStatus>,
         baseline: Baseline,
     ) -> Arc<Self> {
-        let on_token = args.certificate.as_deref().is_some_and(|c| {
+        let on_token = spec.identity.certificate.as_deref().is_some_and(|c| {
             c.get(..7)
                 .is_some_and(|s| s.eq_ignore_ascii_case("pkcs11:"))
         });
         let rotation = Arc::new(Rotation {
-            args,
+            spec,
             clock,
             loader: loader.clone(),
             identity_key,
@@ -147,9 +149,9 @@ impl Rotation {
 
     fn sources(&self) -> String {
         [
-            &self.args.certificate,
-            &self.args.private_key,
-            &self.args.intermediates,
+            &self.spec.identity.certificate,
+            &self.spec.identity.private_key,
+            &self.spec.identity.intermediates,
         ]
         .into_iter()
         .flatten()
@@ -162,9 +164,9 @@ impl Rotation {
     /// differs from the one in use. Errors leave the current identity in place.
     pub async fn reload(&self) -> Result<Outcome, ReloadError> {
         let fixed: Vec<String> = [
-            &self.args.certificate,
-            &self.args.private_key,
-            &self.args.intermediates,
+            &self.spec.identity.certificate,
+            &self.spec.identity.private_key,
+            &self.spec.identity.intermediates,
         ]
         .into_iter()
         .flatten()
@@ -177,7 +179,7 @@ impl Rotation {
             });
         }
         let _one = self.reloading.lock().await;
-        let (args, clock, files) = (self.args.clone(), self.clock.clone(), self.files.clone());
+        let (spec, clock, files) = (self.spec.clone(), self.clock.clone(), self.files.clone());
         let read = self.lane.run(LOAD_BOUND, move || {
             // A FIFO or device in place of a file would block the read (or never end):
             // refused by its type, which a stat tells without opening it.
@@ -188,8 +190,8 @@ impl Rotation {
                 return Err(odd.clone());
             }
             let before = stamp::stamps(&files);
-            let prepared = PreparedSession::from_args(&args, clock.as_ref())
-                .map_err(|e| Report(&e).to_string());
+            let prepared = PreparedSession::load(&spec, clock.as_ref())
+                .map_err(|e| Chain::new(&e, e.hint()).to_string());
             Ok((before, prepared, stamp::stamps(&files)))
         });
         let (before, prepared, after) = read
@@ -204,9 +206,7 @@ impl Rotation {
                 },
             })?
             .map_err(|odd| ReloadError::NotRegular { path: odd })?;
-        let prepared = prepared.map_err(|e| {
-            ReloadError::Invalid(e.trim_start_matches("error: ").replace('\n', "; "))
-        })?;
+        let prepared = prepared.map_err(|e| ReloadError::Invalid(e.replace('\n', "; ")))?;
         if before != after {
             return Err(ReloadError::Changing);
         }
@@ -242,8 +242,8 @@ impl Rotation {
             "identity rotated: the next CreateSession uses the new certificate; the current credentials stay until their refresh"
         );
         self.loader.set_identity(prepared.identity);
-        if let Some(key) = &self.identity_key {
-            key.set(new_key.as_str());
+        if let Some(set_key) = &self.identity_key {
+            set_key(new_key.as_str());
         }
         self.status.set(after);
         Outcome::Rotated
@@ -285,11 +285,11 @@ impl Rotation {
     #[cfg(feature = "pkcs11")]
     async fn token_changed(&self) -> bool {
         let spec = crate::identity::IdentitySpec {
-            certificate: self.args.certificate.clone(),
-            private_key: self.args.private_key.clone(),
-            pkcs11_lib: self.args.pkcs11_lib.clone(),
-            cert_selector: self.args.cert_selector.clone(),
-            use_latest_expiring_certificate: self.args.use_latest_expiring_certificate,
+            certificate: self.spec.identity.certificate.clone(),
+            private_key: self.spec.identity.private_key.clone(),
+            pkcs11_lib: self.spec.identity.pkcs11_lib.clone(),
+            cert_selector: self.spec.identity.cert_selector.clone(),
+            use_latest_expiring_certificate: self.spec.identity.use_latest_expiring_certificate,
             ..Default::default()
         };
         let _one = self.reloading.lock().await;
@@ -474,7 +474,7 @@ fn dirs(files: &[PathBuf]) -> Vec<PathBuf> {
 
 /// The identity flags that name files (not tokens, key stores, variables or standard
 /// input), as absolute paths: what a renewal can change under the agent.
-fn watched_files(args: &CredentialArgs) -> Vec<PathBuf> {
+fn watched_files(args: &IdentitySpec) -> Vec<PathBuf> {
     [&args.certificate, &args.private_key, &args.intermediates]
         .into_iter()
         .flatten()
@@ -499,7 +499,7 @@ mod tests {
 
     #[test]
     fn only_files_are_watched() {
-        let args = CredentialArgs {
+        let args = IdentitySpec {
             certificate: Some("/etc/ra/cert.pem".into()),
             private_key: Some("pkcs11:token=t;object=k".into()),
             intermediates: Some("env:CHAIN".into()),
@@ -509,7 +509,7 @@ mod tests {
             watched_files(&args),
             vec![PathBuf::from("/etc/ra/cert.pem")]
         );
-        let args = CredentialArgs {
+        let args = IdentitySpec {
             certificate: Some("c.pem".into()),
             private_key: Some("handle:0x81000001".into()),
             ..Default::default()

@@ -1,13 +1,15 @@
 //! `keyring import|delete`: put a validated private key into the OS keyring as PKCS#8, or
 //! take it out. The keyring work itself (backends, reference syntax, conversions) lives in
-//! [`crate::identity::keyring`]; this module owns the flags, reading the key file and the
-//! one line of output.
+//! [`crate::identity::keyring`]; this module owns reading the key file and the one line of
+//! output; the flags are [`crate::cli::keyring`]'s.
 
 use std::io::Read as _;
 
-use secrecy::SecretString;
 use zeroize::Zeroizing;
 
+use crate::cli::keyring::{
+    BackendArg, DeleteArgs, EntryArgs, ImportArgs, KeyringAction, KeyringArgs,
+};
 use crate::error::Error;
 use crate::identity::IdentityError;
 use crate::identity::keyring::{self, Backend, Choice, ImportOptions, KeyringError, Reference};
@@ -15,85 +17,6 @@ use crate::identity::password::Passwords;
 
 /// Keys larger than this are not keys (an RSA-4096 PKCS#8 PEM is about 3.3 KiB).
 const MAX_KEY_FILE: usize = 64 * 1024;
-
-#[derive(clap::Args, Debug, Clone)]
-pub struct KeyringArgs {
-    #[command(subcommand)]
-    pub action: KeyringAction,
-}
-
-#[derive(clap::Subcommand, Debug, Clone)]
-pub enum KeyringAction {
-    /// Check a private key file and store it, as PKCS#8, in the OS keyring; then use it
-    /// with --private-key keyring:SERVICE/ACCOUNT
-    Import(ImportArgs),
-    /// Delete a stored key
-    Delete(DeleteArgs),
-}
-
-/// Where the entry is: the flags `import` and `delete` share.
-#[derive(clap::Args, Debug, Clone)]
-pub struct EntryArgs {
-    /// Service name of the entry (no '/')
-    #[arg(long, value_name = "SERVICE")]
-    pub service: String,
-    /// Account name of the entry
-    #[arg(long, value_name = "ACCOUNT")]
-    pub account: String,
-    /// Which keyring to store in or delete from
-    #[arg(long, value_enum, default_value_t = BackendArg::Auto)]
-    pub backend: BackendArg,
-}
-
-#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BackendArg {
-    /// The Secret Service when one is reachable, else the kernel keyring (delete: every
-    /// backend that has the entry)
-    Auto,
-    /// The freedesktop Secret Service on the D-Bus session bus (GNOME Keyring, KWallet, KeePassXC)
-    SecretService,
-    /// The Linux kernel keyring (session keyring; gone at reboot)
-    Keyutils,
-}
-
-impl BackendArg {
-    fn choice(self) -> Choice {
-        match self {
-            BackendArg::Auto => Choice::Auto,
-            BackendArg::SecretService => Choice::Only(Backend::SecretService),
-            BackendArg::Keyutils => Choice::Only(Backend::Keyutils),
-        }
-    }
-}
-
-#[derive(clap::Args, Debug, Clone)]
-pub struct ImportArgs {
-    #[command(flatten)]
-    pub entry: EntryArgs,
-    /// Password of an encrypted PKCS#8 key (else ROLESANYWHERE_PKCS8_PASSWORD, else a prompt on a terminal)
-    #[arg(long, value_name = "PASSWORD", value_parser = secret)]
-    pub pkcs8_password: Option<SecretString>,
-    /// Store an encrypted key decrypted (by default it stays encrypted and needs its password at each use)
-    #[arg(long)]
-    pub decrypt: bool,
-    /// Overwrite an existing entry
-    #[arg(long)]
-    pub replace: bool,
-    /// The key: PKCS#8, PKCS#1, SEC1 or encrypted PKCS#8, PEM or DER; '-' reads standard input
-    #[arg(value_name = "KEY")]
-    pub key: String,
-}
-
-#[derive(clap::Args, Debug, Clone)]
-pub struct DeleteArgs {
-    #[command(flatten)]
-    pub entry: EntryArgs,
-}
-
-/// Parses a secret flag value straight into a type whose `Debug` is redacted.
-fn secret(value: &str) -> Result<SecretString, std::convert::Infallible> {
-    Ok(SecretString::from(value.to_string()))
-}
 
 fn fail(e: KeyringError) -> Error {
     Error::Identity(IdentityError::Keyring(e))
@@ -106,8 +29,17 @@ pub async fn run(args: &KeyringArgs) -> Result<(), Error> {
     }
 }
 
+/// The backends `--backend` allows.
+fn choice(backend: BackendArg) -> Choice {
+    match backend {
+        BackendArg::Auto => Choice::Auto,
+        BackendArg::SecretService => Choice::Only(Backend::SecretService),
+        BackendArg::Keyutils => Choice::Only(Backend::Keyutils),
+    }
+}
+
 fn reference(entry: &EntryArgs) -> Result<Reference, Error> {
-    Reference::new(entry.backend.choice(), &entry.service, &entry.account).map_err(fail)
+    Reference::new(choice(entry.backend), &entry.service, &entry.account).map_err(fail)
 }
 
 fn import(args: &ImportArgs) -> Result<(), Error> {

@@ -2,19 +2,20 @@
 //! key or the network, then does its one job.
 
 mod credential_process;
+mod demo;
+pub(crate) mod emulate;
 mod healthcheck;
 #[cfg(feature = "keyring")]
-pub mod keyring;
+mod keyring;
 mod read_certificate_data;
 mod serve;
+mod session_flags;
 mod sign_string;
 mod update;
 
 use std::sync::Arc;
 
-pub use credential_process::{PreparedSession, fetch_credentials};
-
-use crate::cli::{Cli, Command, CredentialArgs};
+use crate::cli::{Cli, Command, IdentityArgs};
 use crate::clock::{Clock, SystemClock};
 use crate::config::ConfigError;
 use crate::error::Error;
@@ -35,8 +36,8 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
             println!("{}", env!("CARGO_PKG_VERSION"));
             Ok(())
         }
-        Command::Emulate(args) => Ok(crate::emulate::run(args, shutdown_signal()).await?),
-        Command::Demo(args) => crate::demo::run(&args).await,
+        Command::Emulate(args) => Ok(emulate::run(args, shutdown_signal()).await?),
+        Command::Demo(args) => demo::run(&args).await,
     }
 }
 
@@ -65,7 +66,7 @@ pub async fn shutdown_signal() {
 
 /// Refuses, with a clear message, the Go helper's flags whose key stores are not built.
 /// They are accepted by the parser so a Go helper command line never fails as "unknown flag".
-pub fn refuse_unbuilt_features(args: &CredentialArgs) -> Result<(), ConfigError> {
+pub fn refuse_unbuilt_features(args: &IdentityArgs) -> Result<(), ConfigError> {
     let tpm = "this build has no TPM support (built without the tpm feature)";
     let is = |v: &Option<String>, prefix: &str| v.as_deref().is_some_and(|s| s.starts_with(prefix));
     let pkcs11 = is(&args.certificate, "pkcs11:")

@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use crate::cli::{CredentialArgs, ReadCertificateArgs};
+use crate::cli::{IdentityArgs, ReadCertificateArgs};
 use crate::config::ConfigError;
 use crate::error::Error;
 use crate::identity::IdentityError;
@@ -18,11 +18,11 @@ struct CertificateData {
 }
 
 pub fn run(args: &ReadCertificateArgs) -> Result<(), Error> {
-    super::refuse_unbuilt_features(&CredentialArgs {
+    super::refuse_unbuilt_features(&IdentityArgs {
         certificate: args.certificate.clone(),
         cert_selector: args.cert_selector.clone(),
         pkcs11_lib: args.pkcs11_lib.clone(),
-        ..CredentialArgs::default()
+        ..IdentityArgs::default()
     })?;
     let path = args.certificate.as_deref().ok_or(ConfigError::Missing {
         flag: "--certificate",

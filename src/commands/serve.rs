@@ -12,7 +12,7 @@ use std::time::Duration;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{Notify, watch};
 
-use super::PreparedSession;
+use super::session_flags;
 use crate::agent::cache::CredentialCache;
 use crate::agent::expiry::{self, CertDates, IdentityStatus};
 use crate::agent::loader::SessionLoader;
@@ -22,7 +22,7 @@ use crate::cli::ServeArgs;
 use crate::clock::Clock;
 use crate::error::Error;
 use crate::server::{self, ServerConfig};
-use crate::session::SessionClient;
+use crate::session::{PreparedSession, SessionClient};
 
 /// From SIGTERM/SIGINT to exit, at most (plus the socket file's removal): the servers'
 /// drain is bounded by their own grace, and whatever else is in flight is abandoned.
@@ -42,8 +42,9 @@ pub async fn run(args: &ServeArgs, clock: Arc<dyn Clock>) -> Result<(), Error> {
     if let Some(path) = &socket_path {
         server::check_socket_dir(path)?;
     }
-    let baseline = Baseline::take(&args.creds);
-    let prepared = PreparedSession::from_args(&args.creds, clock.as_ref())?;
+    let spec = session_flags::spec(&args.creds)?;
+    let baseline = Baseline::take(&spec.identity);
+    let prepared = PreparedSession::load(&spec, clock.as_ref())?;
     if let Some(path) = &args.container_token_file {
         server::ensure_container_token(path).map_err(|e| {
             Error::io(
@@ -69,7 +70,7 @@ pub async fn run(args: &ServeArgs, clock: Arc<dyn Clock>) -> Result<(), Error> {
     ));
     let cache = Arc::new(CredentialCache::new(
         loader.clone(),
-        PreparedSession::policy(&args.creds),
+        session_flags::policy(&args.creds),
         clock.clone(),
     ));
     cache.seed(first);
@@ -112,10 +113,13 @@ pub async fn run(args: &ServeArgs, clock: Arc<dyn Clock>) -> Result<(), Error> {
     let reloads = spawn_identity_tasks(
         &mut tasks,
         Rotation::new(
-            args.creds.clone(),
+            spec,
             clock.clone(),
             loader.clone(),
-            Some(identity_key.clone()),
+            Some(Box::new({
+                let key = identity_key.clone();
+                move |new: &str| key.set(new)
+            })),
             status.clone(),
             baseline,
         ),

@@ -5,63 +5,37 @@
 
 use std::io::{Read as _, Write as _};
 
-use crate::cli::{CredentialArgs, SignDigest, SignFormat, SignStringArgs};
+use crate::cli::{SignDigest, SignFormat, SignStringArgs};
 use crate::config::ConfigError;
 use crate::error::Error;
-use crate::identity::{Identity, IdentitySpec};
+use crate::identity::Identity;
 use crate::signer::{Digest, Signer};
 
 pub fn run(args: &SignStringArgs) -> Result<(), Error> {
-    super::refuse_unbuilt_features(&CredentialArgs {
-        private_key: args.private_key.clone(),
-        certificate: args.certificate.clone(),
-        cert_selector: args.cert_selector.clone(),
-        pkcs11_lib: args.pkcs11_lib.clone(),
-        reuse_pin: args.reuse_pin,
-        tpm_key_password: args.tpm_key_password.clone(),
-        no_tpm_key_password: args.no_tpm_key_password,
-        ..CredentialArgs::default()
-    })?;
-    if args.private_key.as_deref() == Some("-") || args.certificate.as_deref() == Some("-") {
+    let id = &args.identity;
+    super::refuse_unbuilt_features(id)?;
+    if id.private_key.as_deref() == Some("-") || id.certificate.as_deref() == Some("-") {
         return Err(ConfigError::NotSupported {
             flag: "--private-key -",
             why: "standard input carries the string to sign; pass the key as a file or env:NAME",
         }
         .into());
     }
-    let password = args.pkcs8_password.clone();
     #[cfg(feature = "pkcs11")]
-    if let Some(key) = args
+    if let Some(key) = id
         .private_key
         .as_deref()
         .filter(|k| crate::identity::pkcs11::Pkcs11Uri::is_uri(k))
     {
         let signer =
-            crate::identity::pkcs11::load_signer(key, args.pkcs11_lib.as_deref(), args.reuse_pin)
+            crate::identity::pkcs11::load_signer(key, id.pkcs11_lib.as_deref(), id.reuse_pin)
                 .map_err(crate::identity::IdentityError::from)?;
         return sign_and_print(&signer, args);
     }
-    let signer: std::sync::Arc<dyn Signer> = match (&args.private_key, &args.certificate) {
-        (Some(key), _) => crate::identity::load_signer(
-            &IdentitySpec {
-                pkcs8_password: password,
-                tpm_key_password: args.tpm_key_password.clone(),
-                no_tpm_key_password: args.no_tpm_key_password,
-                ..IdentitySpec::default()
-            },
-            key,
-        )?,
-        (None, Some(_)) => {
-            Identity::load(&IdentitySpec {
-                certificate: args.certificate.clone(),
-                pkcs8_password: password,
-                pkcs11_lib: args.pkcs11_lib.clone(),
-                reuse_pin: args.reuse_pin,
-                cert_selector: args.cert_selector.clone(),
-                ..IdentitySpec::default()
-            })?
-            .signer
-        }
+    let spec = id.spec();
+    let signer: std::sync::Arc<dyn Signer> = match (&id.private_key, &id.certificate) {
+        (Some(key), _) => crate::identity::load_signer(&spec, key)?,
+        (None, Some(_)) => Identity::load(&spec)?.signer,
         (None, None) => {
             return Err(ConfigError::Missing {
                 flag: "--private-key",

@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use super::PreparedSession;
+use super::session_flags;
 use crate::agent::cache::CredentialCache;
 use crate::agent::loader::SessionLoader;
 use crate::cli::UpdateArgs;
@@ -13,7 +13,7 @@ use crate::clock::Clock;
 use crate::credentials::Credentials;
 use crate::credentials_file;
 use crate::error::Error;
-use crate::session::SessionClient;
+use crate::session::{PreparedSession, SessionClient};
 
 pub async fn run(args: &UpdateArgs, clock: Arc<dyn Clock>) -> Result<(), Error> {
     // Everything about the file that can be wrong is found before a session is asked for:
@@ -21,8 +21,9 @@ pub async fn run(args: &UpdateArgs, clock: Arc<dyn Clock>) -> Result<(), Error> 
     let path = credentials_file::default_path()?;
     credentials_file::preflight(&path, &args.profile)?;
     // Taken before the identity is read, so a renewal during start-up is still noticed.
-    let baseline = crate::agent::rotation::Baseline::take(&args.creds);
-    let prepared = PreparedSession::from_args(&args.creds, clock.as_ref())?;
+    let spec = session_flags::spec(&args.creds)?;
+    let baseline = crate::agent::rotation::Baseline::take(&spec.identity);
+    let prepared = PreparedSession::load(&spec, clock.as_ref())?;
     let client = SessionClient::new(&prepared.endpoint, clock.clone())?;
     if args.once {
         let creds = client
@@ -41,12 +42,12 @@ pub async fn run(args: &UpdateArgs, clock: Arc<dyn Clock>) -> Result<(), Error> 
     ));
     let cache = Arc::new(CredentialCache::new(
         loader.clone(),
-        PreparedSession::policy(&args.creds),
+        session_flags::policy(&args.creds),
         clock.clone(),
     ));
     // A renewed certificate is used for the next CreateSession, as in `serve`.
     let rotation = crate::agent::rotation::Rotation::new(
-        args.creds.clone(),
+        spec,
         clock.clone(),
         loader,
         None,

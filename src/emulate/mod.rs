@@ -4,13 +4,13 @@
 //! `demo` subcommand and the integration tests; it only ever listens on loopback.
 //!
 //! This module owns:
-//! - [`EmulateArgs`] (the `emulate` subcommand's flags) and [`run`], the subcommand itself;
 //! - [`start`] / [`EmulateHandle`], the library form used by `demo` and the tests;
 //! - [`verify()`], the pure decision on one request, separate from HTTP so the golden vectors
 //!   can be replayed with a pinned clock;
 //! - [`EmulateError`], its configuration errors (exit code 2).
 
 mod arn;
+mod body;
 mod chain;
 mod error;
 mod response;
@@ -36,84 +36,6 @@ pub use verify::{
     Accepted, DEFAULT_DURATION, ErrorType, MAX_DURATION, MIN_DURATION, Rejection, RequestParts,
     Seen, VerifyConfig, route, verify,
 };
-
-/// Flags of `rolesanywhere-agent emulate`.
-#[derive(Debug, Clone, clap::Args)]
-pub struct EmulateArgs {
-    /// PEM bundle of the trust anchor's CA certificate(s)
-    #[arg(long, value_name = "PATH")]
-    pub trust_anchor_certificate: PathBuf,
-    /// ARN of the emulated trust anchor; its region is the region requests must be scoped to
-    #[arg(long, value_name = "ARN")]
-    pub trust_anchor_arn: String,
-    /// ARN of the emulated profile
-    #[arg(long, value_name = "ARN")]
-    pub profile_arn: String,
-    /// A role the profile allows (repeatable); without any, every role in the trust anchor's account is allowed
-    #[arg(long = "role-arn", value_name = "ARN")]
-    pub role_arns: Vec<String>,
-    /// TCP port; 0 picks a free one (see --ready-file)
-    #[arg(long, default_value_t = 0)]
-    pub port: u16,
-    /// Loopback address to listen on (127.0.0.1, ::1 or localhost); other addresses are refused
-    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1")]
-    pub bind: String,
-    /// Serve HTTPS with this PEM certificate chain (needs --tls-key)
-    #[arg(
-        long,
-        value_name = "PATH",
-        requires = "tls_key",
-        conflicts_with = "generate_tls"
-    )]
-    pub tls_certificate: Option<PathBuf>,
-    /// PEM private key for --tls-certificate
-    #[arg(long, value_name = "PATH", requires = "tls_certificate")]
-    pub tls_key: Option<PathBuf>,
-    /// Serve HTTPS with a throwaway certificate for 127.0.0.1, localhost and ::1
-    #[arg(long)]
-    pub generate_tls: bool,
-    /// With --generate-tls: write the throwaway CA certificate (PEM) here for clients to trust
-    #[arg(long, value_name = "PATH", requires = "generate_tls")]
-    pub tls_ca_out: Option<PathBuf>,
-    /// The profile's maximum session duration in seconds; longer requests are refused
-    #[arg(long, value_name = "SECONDS", default_value_t = 43_200)]
-    pub max_duration: u32,
-    /// Answer the first N requests with --fail-status (for retry tests)
-    #[arg(long, value_name = "N", default_value_t = 0)]
-    pub fail_first: u64,
-    /// HTTP status of the injected failures (429 throttling, 5xx server errors, 403 ...)
-    #[arg(long, value_name = "CODE", default_value_t = 503)]
-    pub fail_status: u16,
-    /// Answer every request after the first N with --fail-status (a service outage, for tests)
-    #[arg(long, value_name = "N")]
-    pub fail_after: Option<u64>,
-    /// Issue credentials valid this long instead of the requested duration (for refresh tests)
-    #[arg(long, value_name = "SECONDS")]
-    pub credential_lifetime: Option<u32>,
-    /// Answer each accepted CreateSession with a 201 body of this many bytes, sent chunked (a
-    /// broken or hostile endpoint, for the client's response cap tests)
-    #[arg(long, value_name = "BYTES")]
-    pub oversized_body: Option<u64>,
-    /// Answer this Expiration (RFC 3339) whatever the duration asked (for the clamp tests)
-    #[arg(long, value_name = "TIMESTAMP", value_parser = parse_timestamp)]
-    pub answer_expiration: Option<OffsetDateTime>,
-    /// Run the service's clock this many seconds ahead of the system clock (negative: behind),
-    /// to see how clients report clock skew
-    #[arg(long, value_name = "SECONDS", allow_negative_numbers = true)]
-    pub clock_offset: Option<i64>,
-    /// Never answer the requests after the first N (a hanging service, for shutdown tests)
-    #[arg(long, value_name = "N")]
-    pub stall_after: Option<u64>,
-    /// Wait this long before answering each CreateSession (a slow service, for tests)
-    #[arg(long, value_name = "MS", default_value_t = 0)]
-    pub response_delay_ms: u64,
-    /// Append one JSON line per request received (n, status, error_type, role_arn, serial, duration_seconds)
-    #[arg(long, value_name = "PATH")]
-    pub request_log: Option<PathBuf>,
-    /// Once listening, write the bound address (e.g. 127.0.0.1:41234) to this file
-    #[arg(long, value_name = "PATH")]
-    pub ready_file: Option<PathBuf>,
-}
 
 /// Where the emulator's clock comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -197,6 +119,11 @@ pub struct EmulateHandle {
 }
 
 impl EmulateHandle {
+    /// Stops serving at once, without waiting for requests in flight.
+    pub fn abort(&self) {
+        self.task.abort();
+    }
+
     /// The bound address.
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
@@ -289,14 +216,8 @@ pub async fn start(
     })
 }
 
-/// `--answer-expiration`: an RFC 3339 timestamp.
-fn parse_timestamp(value: &str) -> Result<OffsetDateTime, String> {
-    OffsetDateTime::parse(value, &time::format_description::well_known::Rfc3339)
-        .map_err(|_| format!("'{value}' is not an RFC 3339 timestamp (2099-01-01T00:00:00Z)"))
-}
-
 /// `--bind`: an IP address or `localhost`, loopback only.
-fn parse_bind(value: &str) -> Result<IpAddr, EmulateError> {
+pub fn parse_bind(value: &str) -> Result<IpAddr, EmulateError> {
     let trimmed = value.trim().trim_start_matches('[').trim_end_matches(']');
     let ip = if trimmed.eq_ignore_ascii_case("localhost") {
         IpAddr::V4(Ipv4Addr::LOCALHOST)
@@ -315,7 +236,7 @@ fn parse_bind(value: &str) -> Result<IpAddr, EmulateError> {
 
 /// Writes a file through a temporary sibling and a rename, so a reader polling for it never
 /// sees it half-written.
-fn write_atomic(path: &Path, contents: &[u8], flag: &'static str) -> Result<(), EmulateError> {
+pub fn write_atomic(path: &Path, contents: &[u8], flag: &'static str) -> Result<(), EmulateError> {
     let err = |source| EmulateError::Write {
         flag,
         path: path.to_path_buf(),
@@ -332,89 +253,6 @@ fn write_atomic(path: &Path, contents: &[u8], flag: &'static str) -> Result<(), 
         let _ = std::fs::remove_file(&tmp);
         err(e)
     })
-}
-
-/// The `emulate` subcommand: loads the configuration, listens, announces the address, and
-/// serves until `shutdown` resolves.
-pub async fn run(
-    args: EmulateArgs,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), EmulateError> {
-    let ip = parse_bind(&args.bind)?;
-    let verify = VerifyConfig::from_file(
-        &args.trust_anchor_certificate,
-        &args.trust_anchor_arn,
-        &args.profile_arn,
-        args.role_arns.clone(),
-        args.max_duration,
-    )?;
-    if !(400..=599).contains(&args.fail_status) {
-        return Err(EmulateError::FailStatus {
-            value: args.fail_status,
-        });
-    }
-    let tls = match (&args.tls_certificate, &args.tls_key, args.generate_tls) {
-        (None, None, false) => None,
-        (Some(cert), Some(key), false) => Some(tls::from_files(cert, key)?),
-        (None, None, true) => {
-            let (config, ca_pem) = tls::generate(ip)?;
-            match &args.tls_ca_out {
-                Some(out) => write_atomic(out, ca_pem.as_bytes(), "--tls-ca-out")?,
-                None => tracing::warn!(
-                    "emulate: --generate-tls without --tls-ca-out: clients have no CA to trust"
-                ),
-            }
-            Some(config)
-        }
-        (_, _, true) => {
-            return Err(EmulateError::Tls {
-                reason: "--generate-tls cannot be combined with --tls-certificate/--tls-key"
-                    .to_string(),
-            });
-        }
-        _ => {
-            return Err(EmulateError::Tls {
-                reason: "--tls-certificate and --tls-key must be given together".to_string(),
-            });
-        }
-    };
-    let addr = SocketAddr::new(ip, args.port);
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|source| EmulateError::Listen { addr, source })?;
-    let config = EmulateConfig {
-        verify,
-        tls,
-        fail_first: args.fail_first,
-        fail_status: args.fail_status,
-        fail_after: args.fail_after,
-        credential_lifetime: args.credential_lifetime,
-        oversized_body: args.oversized_body,
-        answer_expiration: args.answer_expiration,
-        stall_after: args.stall_after,
-        response_delay: std::time::Duration::from_millis(args.response_delay_ms),
-        request_log: args.request_log.clone(),
-        clock: match args.clock_offset {
-            Some(seconds) => Clock::Offset(time::Duration::seconds(seconds)),
-            None => Clock::System,
-        },
-    };
-    let handle = start(config, listener, shutdown).await?;
-    if let Some(path) = &args.ready_file
-        && let Err(e) = write_atomic(
-            path,
-            handle.local_addr().to_string().as_bytes(),
-            "--ready-file",
-        )
-    {
-        handle.task.abort();
-        return Err(e);
-    }
-    println!("listening on {}", handle.url());
-    // Scripts wait for this line; make sure it leaves the buffer now.
-    let _ = std::io::Write::flush(&mut std::io::stdout());
-    handle.wait().await;
-    Ok(())
 }
 
 #[cfg(test)]

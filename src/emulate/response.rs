@@ -32,7 +32,8 @@ pub(crate) fn uuid_like() -> String {
     )
 }
 
-/// `YYYY-MM-DDTHH:MM:SSZ`: the only form every SDK parses (PROTOCOL.md section 8).
+/// `YYYY-MM-DDTHH:MM:SSZ`: the only form every SDK parses (botocore reads IMDS expirations
+/// with a fixed pattern that has no fractional seconds; the JS SDK's parser needs the `Z`).
 pub(crate) fn rfc3339_seconds(t: OffsetDateTime) -> String {
     let t = t.to_offset(time::UtcOffset::UTC);
     format!(

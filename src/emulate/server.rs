@@ -10,7 +10,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::body::Body;
 use hyper::body::Incoming;
 use hyper::header::{CONTENT_TYPE, HeaderName, HeaderValue};
 use hyper::server::conn::http1;
@@ -23,6 +22,7 @@ use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
 use super::Clock;
+use super::body::{Body, read_limited};
 use super::response;
 use super::verify::{self, ErrorType, RequestParts, Seen, VerifyConfig};
 
@@ -237,14 +237,9 @@ async fn handle(req: Request<Incoming>, state: &State) -> Response<Body> {
     }
 
     let (head, body) = req.into_parts();
-    let body = match tokio::time::timeout(
-        BODY_TIMEOUT,
-        axum::body::to_bytes(Body::new(body), MAX_BODY),
-    )
-    .await
-    {
-        Ok(Ok(bytes)) => bytes,
-        Ok(Err(_)) | Err(_) => {
+    let body = match tokio::time::timeout(BODY_TIMEOUT, read_limited(body, MAX_BODY)).await {
+        Ok(Some(bytes)) => bytes,
+        Ok(None) | Err(_) => {
             let message = format!(
                 "The request body could not be read within {BODY_TIMEOUT:?} or exceeds {MAX_BODY} bytes"
             );
@@ -372,7 +367,7 @@ impl State {
 /// `--oversized-body`: a 201 of `bytes` bytes, made as it is sent (the emulator never holds
 /// it) and sent chunked, so a client must notice the size while reading.
 fn oversized_response(bytes: u64) -> Response<Body> {
-    let mut response = Response::new(Body::new(Filler { left: bytes }));
+    let mut response = Response::new(Body::Filler { left: bytes });
     *response.status_mut() = StatusCode::CREATED;
     response
         .headers_mut()
@@ -380,32 +375,8 @@ fn oversized_response(bytes: u64) -> Response<Body> {
     response
 }
 
-/// A body of `left` filler bytes, 64 KiB at a time, of unknown length to the client.
-struct Filler {
-    left: u64,
-}
-
-impl hyper::body::Body for Filler {
-    type Data = axum::body::Bytes;
-    type Error = Infallible;
-
-    fn poll_frame(
-        mut self: std::pin::Pin<&mut Self>,
-        _cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
-        static CHUNK: [u8; 64 * 1024] = [b' '; 64 * 1024];
-        if self.left == 0 {
-            return std::task::Poll::Ready(None);
-        }
-        let n = self.left.min(CHUNK.len() as u64);
-        self.left -= n;
-        let data = axum::body::Bytes::from_static(&CHUNK[..n as usize]);
-        std::task::Poll::Ready(Some(Ok(hyper::body::Frame::data(data))))
-    }
-}
-
 fn json_response(status: u16, body: &serde_json::Value) -> Response<Body> {
-    let mut response = Response::new(Body::from(body.to_string()));
+    let mut response = Response::new(Body::full(body.to_string()));
     *response.status_mut() =
         StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let headers = response.headers_mut();

@@ -8,7 +8,6 @@ use std::time::Duration as StdDuration;
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{RSA_PKCS1_SHA256, RsaKeyPair};
 use base64::Engine as _;
-use clap::{CommandFactory as _, Parser};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivatePkcs8KeyDer};
 use time::macros::datetime;
@@ -404,61 +403,6 @@ fn bind_accepts_loopback_only() {
     ));
 }
 
-#[derive(Parser, Debug)]
-struct Cli {
-    #[command(flatten)]
-    args: EmulateArgs,
-}
-
-#[test]
-fn flags_parse_with_their_defaults_and_constraints() {
-    Cli::command().debug_assert();
-    let base = [
-        "x",
-        "--trust-anchor-certificate",
-        "ca.pem",
-        "--trust-anchor-arn",
-        TA,
-        "--profile-arn",
-        PROFILE,
-    ];
-    let cli = Cli::try_parse_from(base).unwrap();
-    assert_eq!(cli.args.bind, "127.0.0.1");
-    assert_eq!(
-        (
-            cli.args.port,
-            cli.args.max_duration,
-            cli.args.fail_first,
-            cli.args.fail_status
-        ),
-        (0, 43_200, 0, 503)
-    );
-    assert!(cli.args.role_arns.is_empty() && !cli.args.generate_tls);
-    let cli =
-        Cli::try_parse_from(
-            base.iter()
-                .copied()
-                .chain(["--role-arn", ROLE, "--role-arn", ROLE]),
-        )
-        .unwrap();
-    assert_eq!(cli.args.role_arns.len(), 2);
-    assert!(
-        Cli::try_parse_from(base.iter().copied().chain(["--tls-certificate", "c.pem"])).is_err()
-    );
-    assert!(Cli::try_parse_from(base.iter().copied().chain(["--tls-ca-out", "ca.pem"])).is_err());
-    assert!(
-        Cli::try_parse_from(base.iter().copied().chain([
-            "--generate-tls",
-            "--tls-certificate",
-            "c",
-            "--tls-key",
-            "k"
-        ]))
-        .is_err()
-    );
-    assert!(Cli::try_parse_from(["x", "--profile-arn", PROFILE]).is_err());
-}
-
 /// Sends raw HTTP/1.1 bytes and reads until the server closes (the request says
 /// `Connection: close`). Returns status, lower-cased headers and body.
 async fn exchange<S>(mut stream: S, request: &[u8]) -> (u16, Vec<(String, String)>, String)
@@ -610,7 +554,13 @@ async fn run_serves_https_with_a_generated_certificate_and_announces_itself() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let (ready, ca_out) = (dir.join("ready"), dir.join("ca.pem"));
-    let args = Cli::try_parse_from([
+    // The subcommand around this module (a test may reach above its layer).
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: crate::cli::EmulateArgs,
+    }
+    let args = <Cli as clap::Parser>::try_parse_from([
         "x",
         "--trust-anchor-certificate",
         pki("intermediate-ca.pem").to_str().unwrap(),
@@ -627,7 +577,7 @@ async fn run_serves_https_with_a_generated_certificate_and_announces_itself() {
     .unwrap()
     .args;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(run(args, async move {
+    let server = tokio::spawn(crate::commands::emulate::run(args, async move {
         let _ = stop_rx.await;
     }));
 

@@ -30,7 +30,7 @@ use password::Passwords;
 use crate::signer::{Digest, Signer};
 
 /// What the flags say about where the identity lives.
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub struct IdentitySpec {
     /// `--certificate`: a PEM or DER certificate, or a PKCS#12 bundle.
     pub certificate: Option<String>,
@@ -134,6 +134,16 @@ pub enum IdentityError {
 }
 
 impl IdentityError {
+    /// A failure of the device, not of what the flags or files say (exit 1, not 2): the
+    /// TPM stopped answering in the middle of a command.
+    pub fn is_runtime(&self) -> bool {
+        match self {
+            #[cfg(feature = "tpm")]
+            IdentityError::Tpm(e) => e.is_runtime(),
+            _ => false,
+        }
+    }
+
     pub fn hint(&self) -> Option<String> {
         use IdentityError::*;
         Some(match self {

@@ -11,7 +11,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::body::Payload;
 use super::conn::{self, Acceptor};
-use super::routes::{Endpoints, Handler, UnixEndpoints};
+use super::routes::{Answer, Endpoints, Handler, UnixEndpoints};
 use super::{IdentityKey, Limits, ServerConfig, ServerStats};
 
 fn stats() -> Arc<ServerStats> {
@@ -78,7 +78,10 @@ impl Listener {
             Kind::Tcp(h) => Handler::respond(h, &head),
             Kind::Unix(h) => Handler::respond(h, &head),
         };
-        Some(runtime.block_on(answer.into_response()))
+        Some(match answer {
+            Answer::Now(response) => response,
+            Answer::Later(response) => runtime.block_on(response),
+        })
     }
 
     /// Serves `stream` as one accepted connection through the real accept loop. Never

@@ -51,7 +51,7 @@ use tokio::net::{TcpListener, UnixListener};
 
 use crate::agent::CredentialSource;
 use crate::config::SessionSettings;
-use routes::{Endpoints, Handler, UnixEndpoints};
+use routes::{Endpoints, UnixEndpoints};
 
 pub use conn::{set_hop_limit, set_listener_hop_limit};
 pub use files::{bind_unix, ensure_container_token};
@@ -287,24 +287,6 @@ pub fn check_bind_address(addr: IpAddr, allow_non_loopback: bool) -> Result<(), 
         "server: listening on a non-loopback address: any host that can reach it and pass the hop limit can ask for credentials"
     );
     Ok(())
-}
-
-/// The TCP routes as an axum router, for embedding. Connection bounds, timeouts and the hop
-/// limit are the server's job: [`serve_tcp`] applies them, a caller serving this router
-/// itself must too. The router does not know the listener's port, so the `Host` rule accepts
-/// the loopback names with any port.
-pub fn router(source: Arc<dyn CredentialSource>, config: Arc<ServerConfig>) -> axum::Router {
-    let endpoints = Arc::new(Endpoints::new(source, config, None));
-    axum::Router::new().fallback(move |req: axum::extract::Request| {
-        let endpoints = endpoints.clone();
-        async move {
-            let (head, _body) = req.into_parts();
-            Handler::respond(&endpoints, &head)
-                .into_response()
-                .await
-                .map(axum::body::Body::new)
-        }
-    })
 }
 
 /// Serves the TCP routes on `listener` until `shutdown` resolves; then stops accepting, lets

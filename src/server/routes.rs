@@ -53,15 +53,6 @@ pub(crate) enum Answer {
     Later(Pin<Box<dyn Future<Output = Response<Payload>> + Send>>),
 }
 
-impl Answer {
-    pub(crate) async fn into_response(self) -> Response<Payload> {
-        match self {
-            Answer::Now(r) => r,
-            Answer::Later(f) => f.await,
-        }
-    }
-}
-
 /// Something that answers a request from its head alone (no endpoint reads a body). An
 /// associated function on `Arc<Self>` so a later answer can own the handler.
 pub(crate) trait Handler: Send + Sync + 'static {

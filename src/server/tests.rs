@@ -698,56 +698,69 @@ fn default_limits_match_the_documented_values() {
     assert_eq!(l.max_requests_per_connection, 1000);
 }
 
+/// One request on its own connection to `addr`: the status and the body.
+async fn exchange(addr: std::net::SocketAddr, head: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    tcp.write_all(format!("{head}Connection: close\r\n\r\n").as_bytes())
+        .await
+        .expect("write");
+    let mut answer = Vec::new();
+    tcp.read_to_end(&mut answer).await.expect("read");
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    let status = answer
+        .get(9..12)
+        .and_then(|s| s.parse().ok())
+        .expect("a status line");
+    let body = answer
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
 #[tokio::test]
-async fn the_axum_router_answers_like_the_server() {
-    use tower::ServiceExt as _;
-    let app = router(FakeSource::valid(), Arc::new(config()));
-    let put = hyper::Request::builder()
-        .method("PUT")
-        .uri("/latest/api/token")
-        .header("host", "localhost:8080")
-        .header("x-aws-ec2-metadata-token-ttl-seconds", "60")
-        .body(axum::body::Body::empty())
-        .expect("request");
-    let r = app.clone().oneshot(put).await.expect("infallible");
-    assert_eq!(r.status(), 200);
-    let t = axum::body::to_bytes(r.into_body(), 1024)
-        .await
-        .expect("body");
-    let get = hyper::Request::builder()
-        .uri("/latest/meta-data/iam/security-credentials/app-role")
-        .header("host", "127.0.0.1")
-        .header("x-aws-ec2-metadata-token", &t[..])
-        .body(axum::body::Body::empty())
-        .expect("request");
-    let r = app.clone().oneshot(get).await.expect("infallible");
-    assert_eq!(r.status(), 200);
-    let b = axum::body::to_bytes(r.into_body(), 64 * 1024)
-        .await
-        .expect("body");
-    assert!(String::from_utf8_lossy(&b).contains(SESSION));
-    let nowhere = hyper::Request::builder()
-        .uri("/nowhere")
-        .header("host", "localhost")
-        .body(axum::body::Body::empty())
-        .expect("request");
-    assert_eq!(
-        app.clone()
-            .oneshot(nowhere)
-            .await
-            .expect("infallible")
-            .status(),
-        404
-    );
-    let rebound = hyper::Request::builder()
-        .uri("/healthz")
-        .header("host", "evil.example:8080")
-        .body(axum::body::Body::empty())
-        .expect("request");
-    assert_eq!(
-        app.oneshot(rebound).await.expect("infallible").status(),
-        403
-    );
+async fn serve_tcp_answers_the_routes_over_a_socket() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(serve_tcp(
+        listener,
+        FakeSource::valid(),
+        Arc::new(config()),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    let port = addr.port();
+    let (status, token) = exchange(
+        addr,
+        &format!(
+            "PUT /latest/api/token HTTP/1.1\r\nHost: localhost:{port}\r\nX-aws-ec2-metadata-token-ttl-seconds: 60\r\nContent-Length: 0\r\n"
+        ),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, body) = exchange(
+        addr,
+        &format!(
+            "GET /latest/meta-data/iam/security-credentials/app-role HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nX-aws-ec2-metadata-token: {token}\r\n"
+        ),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(body.contains(SESSION), "{body}");
+    let (status, _) = exchange(
+        addr,
+        &format!("GET /nowhere HTTP/1.1\r\nHost: localhost:{port}\r\n"),
+    )
+    .await;
+    assert_eq!(status, 404);
+    // DNS rebinding: a page's own name in Host is refused before any route.
+    let (status, _) = exchange(addr, "GET /healthz HTTP/1.1\r\nHost: evil.example:8080\r\n").await;
+    assert_eq!(status, 403);
+    let _ = stop.send(());
+    server.await.expect("join").expect("serve_tcp");
 }
 
 #[test]

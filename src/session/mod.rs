@@ -1,4 +1,6 @@
-//! The CreateSession client: builds the request of PROTOCOL.md section 1, signs it with the
+//! The CreateSession client: builds the request (`POST /sessions`, the three ARNs in the
+//! query and `{"durationSeconds": N}` as the body, the shape AWS's Go helper sends; see the
+//! Roles Anywhere user guide, authentication-create-session.html), signs it with the
 //! identity's key, sends it over rustls, retries what the service says can be retried, and
 //! turns the answer into [`Credentials`]. The agent calls it from a background task; it
 //! holds no state between calls but the HTTP connection pool.
@@ -18,11 +20,14 @@ use crate::metrics::SessionOutcome;
 use crate::signer::{Digest, SignError};
 use crate::signing::UnsignedRequest;
 
+mod material;
+pub mod prepare;
 mod tls;
 
 // Fuzz targets only (fuzz/); not an API.
 #[doc(hidden)]
 pub mod fuzzing;
+pub use prepare::{PreparedSession, SessionSpec, fetch_credentials};
 
 /// Attempts per CreateSession call (the first try included).
 pub const MAX_ATTEMPTS: u32 = 3;
@@ -62,6 +67,10 @@ pub enum SessionError {
     SignTimeout { key: String, after: Duration },
     #[error("cannot set up TLS: {0}")]
     Tls(String),
+    #[error("the endpoint {url} is not a usable URL: {detail}")]
+    BadUrl { url: String, detail: String },
+    #[error("cannot set up the HTTP client: {0}")]
+    Client(String),
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
 }
@@ -69,7 +78,7 @@ pub enum SessionError {
 impl SessionError {
     /// Configuration problems (bad CA bundle) exit 2 like other usage errors.
     pub fn is_configuration(&self) -> bool {
-        matches!(self, SessionError::Config(_))
+        matches!(self, SessionError::Config(_) | SessionError::BadUrl { .. })
     }
 
     /// A short name for the kind of failure, from a fixed set (the metrics label it with
@@ -94,6 +103,8 @@ impl SessionError {
             SessionError::Sign(_) => "signing",
             SessionError::SignTimeout { .. } => "signing_timeout",
             SessionError::Tls(_) => "tls",
+            SessionError::Client(_) => "client",
+            SessionError::BadUrl { .. } => "configuration",
             SessionError::Config(_) => "configuration",
         }
     }
@@ -125,6 +136,9 @@ impl SessionError {
                 "the key store does not answer: check that the token is inserted and unlocked, that the TPM (or its resource manager) responds, or that the keyring is unlocked".into(),
             ),
             SessionError::Config(e) => e.hint(),
+            SessionError::BadUrl { .. } => {
+                Some("pass --endpoint as a URL such as https://rolesanywhere.us-east-1.amazonaws.com".into())
+            }
             _ => None,
         }
     }
@@ -189,8 +203,10 @@ impl SessionClient {
         // reqwest needs a process-wide provider even for plain http; ours is aws-lc-rs. An
         // error only means one is installed already.
         let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-        let url = reqwest::Url::parse(&endpoint.base_url)
-            .map_err(|e| SessionError::Tls(e.to_string()))?;
+        let url = reqwest::Url::parse(&endpoint.base_url).map_err(|e| SessionError::BadUrl {
+            url: endpoint.base_url.clone(),
+            detail: e.to_string(),
+        })?;
         let host = host_header(&url);
         let mut builder = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
@@ -208,7 +224,7 @@ impl SessionClient {
         builder = builder.tls_backend_preconfigured(tls);
         let http = builder
             .build()
-            .map_err(|e| SessionError::Tls(e.to_string()))?;
+            .map_err(|e| SessionError::Client(e.to_string()))?;
         Ok(SessionClient {
             http,
             base_url: endpoint.base_url.clone(),
@@ -541,6 +557,23 @@ fn parse_failure(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_unparsable_endpoint_is_a_configuration_error_not_tls() {
+        let endpoint = EndpointSettings {
+            base_url: "not a url".into(),
+            no_verify_ssl: false,
+            with_proxy: false,
+            ca_bundles: Vec::new(),
+        };
+        let Err(e) = SessionClient::new(&endpoint, Arc::new(crate::clock::SystemClock)) else {
+            panic!("a client for an unparsable URL");
+        };
+        assert!(matches!(e, SessionError::BadUrl { .. }), "{e:?}");
+        assert!(e.is_configuration() && e.hint().is_some());
+        assert_eq!(e.kind(), "configuration");
+        assert!(e.to_string().contains("not a url"), "{e}");
+    }
 
     const NOW: OffsetDateTime = time::macros::datetime!(2026-11-24 12:00:00 UTC);
 

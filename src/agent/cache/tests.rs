@@ -28,9 +28,13 @@ impl Loader for FakeLoader {
             tokio::time::sleep(self.delay).await;
             let scripted_ok = self.script.lock().unwrap().pop_front().unwrap_or(true);
             if !scripted_ok || self.fail_always.load(Ordering::SeqCst) {
-                return Err(LoadError(format!(
-                    "CreateSession failed: ServiceUnavailable (503): call {n}"
-                )));
+                return Err(LoadError::new(
+                    LoadErrorKind::Retryable,
+                    std::io::Error::other(format!(
+                        "CreateSession failed: ServiceUnavailable (503): call {n}"
+                    )),
+                    None,
+                ));
             }
             Ok(Credentials {
                 access_key_id: format!("ASIA{n:016}"),

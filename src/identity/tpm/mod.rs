@@ -103,6 +103,12 @@ pub enum TpmError {
 }
 
 impl TpmError {
+    /// The conversation with the TPM broke (I/O error or a malformed answer mid-command):
+    /// a runtime failure, unlike a wrong handle, file, password or TCTI setting.
+    pub fn is_runtime(&self) -> bool {
+        matches!(self, TpmError::Transport { .. })
+    }
+
     /// What to do about it.
     pub fn hint(&self) -> Option<String> {
         use TpmError::*;

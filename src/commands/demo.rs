@@ -7,11 +7,12 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::cli::{CredentialArgs, DemoArgs};
+use super::session_flags;
+use crate::cli::{CredentialArgs, DemoArgs, IdentityArgs};
 use crate::clock::{Clock, SystemClock};
-use crate::commands::{PreparedSession, fetch_credentials};
 use crate::emulate::{self, EmulateConfig, VerifyConfig};
 use crate::error::Error;
+use crate::session::fetch_credentials;
 
 const TRUST_ANCHOR_ARN: &str =
     "arn:aws:rolesanywhere:us-east-1:111122223333:trust-anchor/demo-anchor";
@@ -81,8 +82,11 @@ pub async fn run(args: &DemoArgs) -> Result<(), Error> {
     );
 
     let cred_args = CredentialArgs {
-        certificate: Some(pki.cert.display().to_string()),
-        private_key: Some(pki.key.display().to_string()),
+        identity: IdentityArgs {
+            certificate: Some(pki.cert.display().to_string()),
+            private_key: Some(pki.key.display().to_string()),
+            ..IdentityArgs::default()
+        },
         trust_anchor_arn: Some(TRUST_ANCHOR_ARN.into()),
         profile_arn: Some(PROFILE_ARN.into()),
         role_arn: Some(ROLE_ARN.into()),
@@ -93,7 +97,7 @@ pub async fn run(args: &DemoArgs) -> Result<(), Error> {
         ..CredentialArgs::default()
     };
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let mut prepared = PreparedSession::from_args(&cred_args, clock.as_ref())?;
+    let mut prepared = session_flags::prepare(&cred_args, clock.as_ref())?;
     // The demo trusts its own throwaway CA only, whatever AWS_CA_BUNDLE says.
     prepared
         .endpoint

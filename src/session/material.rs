@@ -7,7 +7,7 @@
 //! Nothing here parses, decrypts or unlocks anything: a hit never asks for a password, a
 //! PIN, a TPM or a keyring. So a wrong password or PIN is the one mistake a hit cannot see.
 
-use crate::cli::CredentialArgs;
+use crate::identity::IdentitySpec;
 use crate::identity::source::{self, Source};
 
 /// Separates this digest from any other SHA-256 of the same bytes.
@@ -16,14 +16,14 @@ const DOMAIN: &[u8] = b"rolesanywhere-agent key material v1\0";
 /// The hex digest naming `--private-key` and `--intermediates` as they are now, or `None`
 /// when one cannot be read cheaply (missing file, unset variable, not a regular file): then
 /// no cached answer is used and loading the identity reports the problem.
-pub fn fingerprint(args: &CredentialArgs) -> Option<String> {
+pub fn fingerprint(spec: &IdentitySpec) -> Option<String> {
     let mut hash = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
     let mut part = |bytes: &[u8]| {
         hash.update(&(bytes.len() as u64).to_be_bytes());
         hash.update(bytes);
     };
     part(DOMAIN);
-    for value in [&args.private_key, &args.intermediates] {
+    for value in [&spec.private_key, &spec.intermediates] {
         match value.as_deref() {
             None => part(b"-none-"),
             // Security: only the described form of a key store reference goes in (a PKCS#11
@@ -68,20 +68,12 @@ fn read(value: &str) -> Option<zeroize::Zeroizing<Vec<u8>>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser as _;
 
-    fn args(key: &str) -> CredentialArgs {
-        let cli = crate::cli::Cli::parse_from([
-            "rolesanywhere-agent",
-            "credential-process",
-            "--certificate",
-            "c.pem",
-            "--private-key",
-            key,
-        ]);
-        match cli.command {
-            crate::cli::Command::CredentialProcess(a) => a.creds,
-            _ => unreachable!(),
+    fn args(key: &str) -> IdentitySpec {
+        IdentitySpec {
+            certificate: Some("c.pem".into()),
+            private_key: Some(key.into()),
+            ..IdentitySpec::default()
         }
     }
 

@@ -1,0 +1,57 @@
+//! From the credential flags to the session layer's inputs: the validated [`SessionSpec`]
+//! (checked before any file is read), the loaded [`PreparedSession`] and the refresh policy.
+//! `credential-process`, `serve`, `update` and `demo` share these.
+
+use crate::agent::cache::RefreshPolicy;
+use crate::cli::CredentialArgs;
+use crate::clock::Clock;
+use crate::config::{EndpointSettings, RawSession, SessionSettings};
+use crate::error::Error;
+use crate::session::{PreparedSession, SessionSpec};
+
+/// The session and endpoint settings of the flags, validated; no file is read.
+pub fn spec(args: &CredentialArgs) -> Result<SessionSpec, Error> {
+    super::refuse_unbuilt_features(&args.identity)?;
+    let settings = SessionSettings::from_raw(&RawSession {
+        trust_anchor_arn: args.trust_anchor_arn.as_deref(),
+        profile_arn: args.profile_arn.as_deref(),
+        role_arn: args.role_arn.as_deref(),
+        region: args.region.as_deref(),
+        duration_seconds: args.session_duration,
+        role_session_name: args.role_session_name.as_deref(),
+    })?;
+    let mut ca_bundles = Vec::new();
+    if let Some(path) = std::env::var("AWS_CA_BUNDLE")
+        .ok()
+        .filter(|p| !p.is_empty())
+    {
+        ca_bundles.push(("AWS_CA_BUNDLE", path));
+    }
+    if let Some(path) = &args.ca_bundle {
+        ca_bundles.push(("--ca-bundle", path.clone()));
+    }
+    let endpoint = EndpointSettings {
+        base_url: EndpointSettings::resolve(args.endpoint.as_deref(), &settings)?,
+        no_verify_ssl: args.no_verify_ssl,
+        with_proxy: args.with_proxy,
+        ca_bundles,
+    };
+    Ok(SessionSpec {
+        identity: args.identity.spec(),
+        settings,
+        endpoint,
+    })
+}
+
+/// Validates the flags, loads the identity and runs the pre-flight checks. Sends nothing.
+pub fn prepare(args: &CredentialArgs, clock: &dyn Clock) -> Result<PreparedSession, Error> {
+    Ok(PreparedSession::load(&spec(args)?, clock)?)
+}
+
+/// The refresh policy of `--refresh-before`.
+pub fn policy(args: &CredentialArgs) -> RefreshPolicy {
+    RefreshPolicy {
+        refresh_before: args.refresh_before,
+        ..RefreshPolicy::default()
+    }
+}
