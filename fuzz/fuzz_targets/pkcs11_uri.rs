@@ -22,15 +22,20 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     // The redaction's own `pin-value=REDACTED` may hold a short pin's letters: leave it out.
-    let shown = format!("{uri} {uri:?}").replace("pin-value=REDACTED", "");
-    let redacted = redacted.replace("pin-value=REDACTED", "");
+    let strip = |s: String| s.replace("pin-value=REDACTED", "");
+    let (shown, debug, redacted) = (
+        strip(uri.to_string()),
+        strip(format!("{uri:?}")),
+        strip(redacted),
+    );
     if let Some(pin) = uri
         .pin_value
         .as_ref()
         .map(|p| p.expose_secret().to_string())
     {
         // The pin may legitimately appear elsewhere in the URI; only look for it when the
-        // input holds it nowhere but in a pin-value.
+        // input holds it nowhere but in a pin-value. Debug output is escaped (`\0` for
+        // NUL): compare it with the escaped input.
         let (path, query) = text.split_once('?').unwrap_or((text, ""));
         let without_pin = query
             .split('&')
@@ -38,12 +43,19 @@ fuzz_target!(|data: &[u8]| {
             .collect::<Vec<_>>()
             .join("&");
         let without_pin = format!("{path}?{without_pin}");
+        let escape = |s: &str| s.escape_debug().to_string();
         if pin.len() >= 4 && !without_pin.contains(&pin) {
             assert!(
                 !shown.contains(&pin),
                 "a PKCS#11 URI's pin-value is printed"
             );
             assert!(!redacted.contains(&pin), "redact() leaves a pin-value");
+        }
+        if pin.len() >= 4 && !escape(&without_pin).contains(&escape(&pin)) {
+            assert!(
+                !debug.contains(&escape(&pin)),
+                "a PKCS#11 URI's pin-value is in its Debug output"
+            );
         }
     }
 });
