@@ -289,7 +289,11 @@ pub fn render(existing: &str, profile: &str, creds: &Credentials) -> Zeroizing<S
             }
             Action::Drop => {}
             Action::Mark => {
-                out.push_str(DROPPED_MARK);
+                out.push_str(if line.text.len() >= DROPPED_MARK.len() {
+                    DROPPED_MARK
+                } else {
+                    "#"
+                });
                 out.push_str(ending);
                 last_ending = ending;
             }
@@ -550,8 +554,9 @@ enum Action {
 }
 
 /// Written in place of a dropped duplicate when the lines after it would otherwise be read
-/// differently. A comment ends the key above it, as the duplicate did.
-const DROPPED_MARK: &str = "# (a duplicate credential key was removed here)";
+/// differently. A comment ends the key above it, as the duplicate did. A line shorter than
+/// this gets a bare `#` instead, so that marks never make the file grow.
+const DROPPED_MARK: &str = "# duplicate removed";
 
 struct Plan<'a> {
     actions: Vec<Action>,
@@ -1049,6 +1054,26 @@ mod tests {
         // A duplicate with nothing after it that it could change is still just dropped.
         let old = "[p]\naws_session_token = T\ns3 =\naws_session_token = U\n\n[q]\n";
         assert!(!render_str(old, "p").contains(DROPPED_MARK));
+    }
+
+    #[test]
+    fn marks_never_make_the_file_grow() {
+        // Each mark takes the place of a longer line: a file of many such duplicates must
+        // not grow past the size `update` reads (the next run would refuse it).
+        let mut old = String::from("[p]\naws_access_key_id = A\n");
+        for _ in 0..100 {
+            old.push_str("s3 =\naws_access_key_id=B\n  region = x\n");
+        }
+        let once = render_str(&old, "p");
+        assert_eq!(once.matches(DROPPED_MARK).count(), 100);
+        let new_lines =
+            "  aws_secret_access_key = new/secret+key\n  aws_session_token = NEWTOKEN==\n";
+        let longer_value = "ASIANEW".len() - "A".len();
+        assert!(
+            once.len() <= old.len() + longer_value + new_lines.len(),
+            "{once}"
+        );
+        assert_eq!(render_str(&once, "p"), once);
     }
 
     #[test]
