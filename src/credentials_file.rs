@@ -11,6 +11,7 @@
 //! The parser is deliberately line-based instead of a full INI model: a model would
 //! normalise spacing, comments and line endings, and the file belongs to the user.
 
+use std::borrow::Cow;
 use std::ffi::OsString;
 use std::fs;
 use std::io::{self, Write};
@@ -244,7 +245,9 @@ pub fn update_profile(
 
 /// Returns `existing` with the three credential keys of `[profile]` set to `creds`; every
 /// other line is kept byte for byte. Missing keys go right after the section's last key;
-/// a missing section is appended. Control characters in the values or the profile name are
+/// a missing section is appended. Duplicates of the three keys are dropped with their old
+/// values; where that would change how the lines after one are read, a comment takes its
+/// place (see [`settle`]), so a second rewrite changes nothing. Control characters in the values or the profile name are
 /// dropped, so nothing can inject lines ([`update_profile`] refuses such values outright).
 pub fn render(existing: &str, profile: &str, creds: &Credentials) -> Zeroizing<String> {
     let lines = split_lines(existing);
@@ -254,7 +257,8 @@ pub fn render(existing: &str, profile: &str, creds: &Credentials) -> Zeroizing<S
         .find(|e| !e.is_empty())
         .unwrap_or("\n");
     let kinds = classify(&lines);
-    let plan = plan(&lines, &kinds, profile);
+    let mut plan = plan(&lines, &kinds, profile);
+    settle(&lines, &kinds, &mut plan);
     let values = field_values(creds);
 
     // Reserve everything up front: growing a String copies it and leaves the old buffer,
@@ -265,7 +269,8 @@ pub fn render(existing: &str, profile: &str, creds: &Credentials) -> Zeroizing<S
         + values_len
         + 3 * (plan.insert_indent.len() + 40)
         + 8 * default_ending.len()
-        + 8;
+        + 8
+        + plan.marks * (DROPPED_MARK.len() + 2);
     let mut out = Zeroizing::new(String::with_capacity(capacity));
     // The line ending written last, taken off again when the file had no final newline.
     let mut last_ending = "";
@@ -283,6 +288,15 @@ pub fn render(existing: &str, profile: &str, creds: &Credentials) -> Zeroizing<S
                 last_ending = ending;
             }
             Action::Drop => {}
+            Action::Mark => {
+                out.push_str(if line.text.len() >= DROPPED_MARK.len() {
+                    DROPPED_MARK
+                } else {
+                    "#"
+                });
+                out.push_str(ending);
+                last_ending = ending;
+            }
             Action::Replace(field) => {
                 let Kind::Key { value_start, .. } = kinds[i] else {
                     continue;
@@ -459,50 +473,56 @@ enum Kind<'a> {
 }
 
 fn classify<'a>(lines: &[Line<'a>]) -> Vec<Kind<'a>> {
-    let mut kinds = Vec::with_capacity(lines.len());
-    // The key whose value may continue on the next lines: its indent, and whether its
-    // value is empty.
-    let mut open_key: Option<(usize, bool)> = None;
-    for (i, line) in lines.iter().enumerate() {
-        // A byte-order mark is not part of the first line's content.
-        let bom = if i == 0 && line.text.starts_with('\u{feff}') {
-            '\u{feff}'.len_utf8()
-        } else {
-            0
-        };
-        let text = &line.text[bom..];
-        let body = text.trim_start();
-        let indent = text.len() - body.len();
-        let kind = if body.is_empty() {
-            // configparser keeps a value open across blank lines.
-            Kind::Blank
-        } else if body.starts_with(['#', ';']) {
-            open_key = None;
-            Kind::Comment
-        } else if let Some(name) = header_name(body) {
-            // Even indented: every SDK but botocore reads it as a header, and a header
-            // must never be dropped with an old value.
-            open_key = None;
-            Kind::Header(name)
-        } else if let Some((_, nested)) = open_key.filter(|&(k, _)| indent > k)
-            && (nested || split_key(text).is_none())
-        {
-            Kind::Continuation
-        } else if let Some((key, value_start)) = split_key(text) {
-            open_key = Some((indent, value_start == text.len()));
-            Kind::Key {
-                field: Field::from_key(key),
-                key_start: bom + indent,
-                indent,
-                value_start: bom + value_start,
-            }
-        } else {
-            open_key = None;
-            Kind::Other
-        };
-        kinds.push(kind);
+    let mut open_key = None;
+    lines
+        .iter()
+        .enumerate()
+        .map(|(i, line)| classify_line(line.text, i == 0, &mut open_key))
+        .collect()
+}
+
+/// The key whose value may continue on the next lines: its indent, and whether its value
+/// is empty.
+type OpenKey = Option<(usize, bool)>;
+
+/// The kind of one line, given the key left open by the lines above it (updated).
+fn classify_line<'a>(text: &'a str, first: bool, open_key: &mut OpenKey) -> Kind<'a> {
+    // A byte-order mark is not part of the first line's content.
+    let bom = if first && text.starts_with('\u{feff}') {
+        '\u{feff}'.len_utf8()
+    } else {
+        0
+    };
+    let text = &text[bom..];
+    let body = text.trim_start();
+    let indent = text.len() - body.len();
+    if body.is_empty() {
+        // configparser keeps a value open across blank lines.
+        Kind::Blank
+    } else if body.starts_with(['#', ';']) {
+        *open_key = None;
+        Kind::Comment
+    } else if let Some(name) = header_name(body) {
+        // Even indented: every SDK but botocore reads it as a header, and a header
+        // must never be dropped with an old value.
+        *open_key = None;
+        Kind::Header(name)
+    } else if let Some((_, nested)) = open_key.filter(|&(k, _)| indent > k)
+        && (nested || split_key(text).is_none())
+    {
+        Kind::Continuation
+    } else if let Some((key, value_start)) = split_key(text) {
+        *open_key = Some((indent, value_start == text.len()));
+        Kind::Key {
+            field: Field::from_key(key),
+            key_start: bom + indent,
+            indent,
+            value_start: bom + value_start,
+        }
+    } else {
+        *open_key = None;
+        Kind::Other
     }
-    kinds
 }
 
 /// `[ name ]`, optionally followed by a comment.
@@ -528,8 +548,15 @@ fn split_key(text: &str) -> Option<(&str, usize)> {
 enum Action {
     Keep,
     Drop,
+    /// Dropped, and a [`DROPPED_MARK`] comment written in its place (see [`settle`]).
+    Mark,
     Replace(Field),
 }
+
+/// Written in place of a dropped duplicate when the lines after it would otherwise be read
+/// differently. A comment ends the key above it, as the duplicate did. A line shorter than
+/// this gets a bare `#` instead, so that marks never make the file grow.
+const DROPPED_MARK: &str = "# duplicate removed";
 
 struct Plan<'a> {
     actions: Vec<Action>,
@@ -537,6 +564,8 @@ struct Plan<'a> {
     insert_after: Option<usize>,
     missing: [bool; 3],
     insert_indent: &'a str,
+    /// How many dropped lines became [`Action::Mark`].
+    marks: usize,
 }
 
 fn plan<'a>(lines: &[Line<'a>], kinds: &[Kind<'a>], profile: &str) -> Plan<'a> {
@@ -615,6 +644,94 @@ fn plan<'a>(lines: &[Line<'a>], kinds: &[Kind<'a>], profile: &str) -> Plan<'a> {
         insert_after: last_key_end.or_else(|| first_header.map(|h| below_header(lines, kinds, h))),
         missing: seen.map(|s| !s),
         insert_indent,
+        marks: 0,
+    }
+}
+
+/// Makes the plan keep the meaning of every line it keeps. Dropping an old value's lines
+/// changes which key the lines after them belong to: with a duplicate `key = value` gone,
+/// an indented line under it becomes the continuation of the key before it (the next
+/// rewrite would then drop it as part of an old value, or an empty-valued key would take our
+/// new keys as its value). So the planned output is read line by line as the file will be
+/// read, and wherever a kept line would change kind (or a new key would not be read as a
+/// key), the first dropped line of the run just above it is written as a comment instead:
+/// a comment ends the key before it, as the duplicate did. One pass: a mark only changes
+/// what follows it.
+fn settle(lines: &[Line<'_>], kinds: &[Kind<'_>], plan: &mut Plan<'_>) {
+    let mut output = Reread {
+        open_key: None,
+        first: true,
+    };
+    // The first dropped line since the last non-blank line written: where a mark can go.
+    let mut run: Option<usize> = None;
+    for (i, line) in lines.iter().enumerate() {
+        match (plan.actions[i], kinds[i]) {
+            (Action::Drop | Action::Mark, _) => {
+                run.get_or_insert(i);
+            }
+            (Action::Replace(_), Kind::Key { value_start, .. }) => {
+                // A placeholder for the new value: a kind depends only on the key, the
+                // indentation and whether the value is empty. An old value is not copied,
+                // so no old secret is left behind in freed memory.
+                let text = if value_start == line.text.len() {
+                    Cow::Owned(format!("{}v", line.text))
+                } else {
+                    Cow::Borrowed(line.text)
+                };
+                output.read(&text, |k| matches!(k, Kind::Key { .. }), run, plan);
+                run = None;
+            }
+            (_, kind) => {
+                let same =
+                    |k: Kind<'_>| std::mem::discriminant(&k) == std::mem::discriminant(&kind);
+                output.read(line.text, same, run, plan);
+                if kind != Kind::Blank {
+                    run = None;
+                }
+            }
+        }
+        if plan.insert_after == Some(i) {
+            let (missing, indent) = (plan.missing, plan.insert_indent);
+            for field in Field::ALL.into_iter().filter(|f| missing[*f as usize]) {
+                let text = format!("{indent}{} = v", field.key());
+                let ours = |k: Kind<'_>| matches!(k, Kind::Key { field: Some(_), .. });
+                output.read(&text, ours, run, plan);
+                run = None;
+            }
+        }
+    }
+}
+
+/// The planned output, read line by line for [`settle`].
+struct Reread {
+    open_key: OpenKey,
+    first: bool,
+}
+
+impl Reread {
+    /// Reads the next output line. If it is not of the kind `ok` wants, the first dropped
+    /// line of the run just above it (`run`) becomes a mark, and the line is read again
+    /// below the mark.
+    fn read(
+        &mut self,
+        text: &str,
+        ok: impl Fn(Kind<'_>) -> bool,
+        run: Option<usize>,
+        plan: &mut Plan<'_>,
+    ) {
+        let first = std::mem::take(&mut self.first);
+        if ok(classify_line(text, first, &mut self.open_key)) {
+            return;
+        }
+        let Some(mark) = run else {
+            debug_assert!(false, "a line changes kind with no dropped line above it");
+            return;
+        };
+        plan.actions[mark] = Action::Mark;
+        plan.marks += 1;
+        self.open_key = None;
+        let kind = classify_line(text, false, &mut self.open_key);
+        debug_assert!(ok(kind), "a line changes kind even after a mark");
     }
 }
 
@@ -900,6 +1017,61 @@ mod tests {
         assert_eq!(
             once,
             "[p]\naws_secret_access_key = new/secret+key\n\nx = 1\naws_access_key_id = ASIANEW\naws_session_token = NEWTOKEN==\n"
+        );
+        assert_eq!(render_str(&once, "p"), once);
+    }
+
+    #[test]
+    fn a_dropped_duplicate_under_an_empty_value_leaves_a_comment() {
+        // Minimised from fuzz/ credentials_file findings: with the duplicate simply gone,
+        // `  region = x` would continue `s3 =` and so would the new keys inserted below it;
+        // the next rewrite would then add them again.
+        let old = "[p]\naws_access_key_id = A\ns3 =\naws_access_key_id = B\n  region = x\n";
+        let once = render_str(old, "p");
+        assert_eq!(
+            once,
+            format!(
+                "[p]\naws_access_key_id = ASIANEW\ns3 =\n{DROPPED_MARK}\n  region = x\n  aws_secret_access_key = new/secret+key\n  aws_session_token = NEWTOKEN==\n"
+            )
+        );
+        assert_eq!(render_str(&once, "p"), once);
+    }
+
+    #[test]
+    fn a_dropped_indented_duplicate_does_not_hand_its_keys_to_an_empty_value() {
+        // The same with the empty value and the duplicate indented under a key that has a
+        // value (a key there for every SDK but botocore), and CRLF endings.
+        let old =
+            "[p]\r\naws_session_token = T\r\n  s3 =\r\n  aws_session_token = U\r\n    x = 1\r\n";
+        let once = render_str(old, "p");
+        assert_eq!(
+            once,
+            format!(
+                "[p]\r\naws_session_token = NEWTOKEN==\r\n  s3 =\r\n{DROPPED_MARK}\r\n    x = 1\r\n    aws_access_key_id = ASIANEW\r\n    aws_secret_access_key = new/secret+key\r\n"
+            )
+        );
+        assert_eq!(render_str(&once, "p"), once);
+        // A duplicate with nothing after it that it could change is still just dropped.
+        let old = "[p]\naws_session_token = T\ns3 =\naws_session_token = U\n\n[q]\n";
+        assert!(!render_str(old, "p").contains(DROPPED_MARK));
+    }
+
+    #[test]
+    fn marks_never_make_the_file_grow() {
+        // Each mark takes the place of a longer line: a file of many such duplicates must
+        // not grow past the size `update` reads (the next run would refuse it).
+        let mut old = String::from("[p]\naws_access_key_id = A\n");
+        for _ in 0..100 {
+            old.push_str("s3 =\naws_access_key_id=B\n  region = x\n");
+        }
+        let once = render_str(&old, "p");
+        assert_eq!(once.matches(DROPPED_MARK).count(), 100);
+        let new_lines =
+            "  aws_secret_access_key = new/secret+key\n  aws_session_token = NEWTOKEN==\n";
+        let longer_value = "ASIANEW".len() - "A".len();
+        assert!(
+            once.len() <= old.len() + longer_value + new_lines.len(),
+            "{once}"
         );
         assert_eq!(render_str(&once, "p"), once);
     }

@@ -1,17 +1,11 @@
 //! The shared credentials file rewriter (`update`): any existing file text and profile name.
 //! Input: the profile name, a newline, then the file.
-//! Oracles: the result holds the new keys; with FUZZ_STRICT set, rewriting the result
-//! again changes nothing.
+//! Oracles: the result holds the new keys, and rewriting the result again changes nothing.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use rolesanywhere_agent::credentials_file::render;
 use rolesanywhere_agent_fuzz::{SECRET_ACCESS_KEY, credentials};
-
-fn strict() -> bool {
-    static STRICT: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *STRICT.get_or_init(|| std::env::var_os("FUZZ_STRICT").is_some_and(|v| !v.is_empty()))
-}
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
@@ -32,10 +26,6 @@ fuzz_target!(|data: &[u8]| {
         once.contains(SECRET_ACCESS_KEY),
         "the new secret key is missing"
     );
-    // Open findings (fuzz/findings/credentials_file) still break this oracle, so it runs
-    // only when asked for: FUZZ_STRICT=1 scripts/fuzz.sh 600 credentials_file.
-    if strict() {
-        let twice = render(&once, profile, &creds);
-        assert_eq!(*once, *twice, "rewriting a rewritten file changed it");
-    }
+    let twice = render(&once, profile, &creds);
+    assert_eq!(*once, *twice, "rewriting a rewritten file changed it");
 });
