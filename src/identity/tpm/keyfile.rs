@@ -63,26 +63,17 @@ fn read_tlv<'a>(data: &'a [u8], what: &str) -> Result<(Tlv<'a>, &'a [u8]), KeyFi
         usize::from(first)
     } else {
         let n = usize::from(first & 0x7F);
-        if n == 0 || n > 4 || rest.len() < n {
+        if n == 0 || n > 4 {
             return Err(err());
         }
-        let mut len = 0usize;
-        for b in &rest[..n] {
-            len = (len << 8) | usize::from(*b);
-        }
-        rest = &rest[n..];
-        len
+        let (len_bytes, after) = rest.split_at_checked(n).ok_or_else(err)?;
+        rest = after;
+        len_bytes
+            .iter()
+            .fold(0usize, |len, b| (len << 8) | usize::from(*b))
     };
-    if rest.len() < len {
-        return Err(err());
-    }
-    Ok((
-        Tlv {
-            tag,
-            value: &rest[..len],
-        },
-        &rest[len..],
-    ))
+    let (value, rest) = rest.split_at_checked(len).ok_or_else(err)?;
+    Ok((Tlv { tag, value }, rest))
 }
 
 /// Parses the DER of a `TSS2 PRIVATE KEY` block.
@@ -119,11 +110,11 @@ pub fn parse(der: &[u8]) -> Result<TssKey, KeyFileError> {
         match field.tag {
             0xA0 => {
                 let (b, inner_rest) = read_tlv(field.value, "emptyAuth")?;
-                if b.tag != 0x01 || b.value.len() != 1 || !inner_rest.is_empty() {
-                    return Err(invalid("emptyAuth is not a BOOLEAN"));
+                match (b.tag, b.value, inner_rest.is_empty()) {
+                    // DER wants 0xFF for TRUE, but some engines wrote 0x01: any non-zero is TRUE.
+                    (0x01, &[value], true) => empty_auth = value != 0,
+                    _ => return Err(invalid("emptyAuth is not a BOOLEAN")),
                 }
-                // DER wants 0xFF for TRUE, but some engines wrote 0x01: any non-zero is TRUE.
-                empty_auth = b.value[0] != 0;
             }
             0xA1 | 0xA3 => {
                 return Err(KeyFileError::Unsupported(
@@ -153,10 +144,13 @@ pub fn parse(der: &[u8]) -> Result<TssKey, KeyFileError> {
         return Err(invalid("unexpected fields after privkey"));
     }
     for (name, blob) in [("pubkey", public.value), ("privkey", private.value)] {
-        let declared = blob
-            .get(..2)
-            .map(|s| usize::from(u16::from_be_bytes([s[0], s[1]])));
-        if declared != Some(blob.len().saturating_sub(2)) || blob.len() <= 2 {
+        let sized = match blob {
+            [hi, lo, body @ ..] => {
+                !body.is_empty() && usize::from(u16::from_be_bytes([*hi, *lo])) == body.len()
+            }
+            _ => false,
+        };
+        if !sized {
             return Err(KeyFileError::Invalid(format!(
                 "{name} is not a size-prefixed TPM2B"
             )));
@@ -177,10 +171,10 @@ fn parse_u32(value: &[u8]) -> Option<u32> {
     if first & 0x80 != 0 {
         return None;
     }
-    let trimmed = match value.iter().position(|b| *b != 0) {
-        Some(i) => &value[i..],
-        None => return Some(0),
-    };
+    let mut trimmed = value;
+    while let [0, rest @ ..] = trimmed {
+        trimmed = rest;
+    }
     if trimmed.len() > 4 {
         return None;
     }

@@ -516,9 +516,14 @@ impl TpmKey {
                         format!("an RSA key fixed to scheme {scheme:#06x}, not RSASSA"),
                     ));
                 }
-                let first = modulus.iter().position(|b| *b != 0).unwrap_or(0);
-                let modulus = &modulus[first..];
-                let bits = modulus.len() * 8 - modulus[0].leading_zeros() as usize;
+                let mut modulus = modulus.as_slice();
+                while let [0, rest @ ..] = modulus {
+                    modulus = rest;
+                }
+                let Some(top) = modulus.first() else {
+                    return Err(unsupported(&key, "an RSA key with a zero modulus".into()));
+                };
+                let bits = modulus.len() * 8 - top.leading_zeros() as usize;
                 key.kind = KeyKind::Rsa { bits };
                 key.public_key = keyfile::rsa_public_key_der(modulus, *exponent);
             }
@@ -713,8 +718,9 @@ impl TpmKey {
         // the template that worked last time first.
         let first = self.template.load(Ordering::Relaxed) % PRIMARY_TEMPLATES.len();
         let mut first_failure = None;
-        for i in (0..PRIMARY_TEMPLATES.len()).map(|n| (first + n) % PRIMARY_TEMPLATES.len()) {
-            let template = proto::ecc_storage_template(PRIMARY_TEMPLATES[i]);
+        let in_order = PRIMARY_TEMPLATES.iter().enumerate().cycle().skip(first);
+        for (i, &attributes) in in_order.take(PRIMARY_TEMPLATES.len()) {
+            let template = proto::ecc_storage_template(attributes);
             let (handles, _) = run(
                 conn,
                 &proto::create_primary(parent, &template),
@@ -766,9 +772,10 @@ impl TpmKey {
 
 /// Left-pads a big-endian number to `len` bytes (dropping leading zeros if longer);
 /// `None` when it does not fit.
-fn left_pad(v: &[u8], len: usize) -> Option<Vec<u8>> {
-    let first = v.iter().position(|b| *b != 0).unwrap_or(v.len());
-    let v = &v[first..];
+fn left_pad(mut v: &[u8], len: usize) -> Option<Vec<u8>> {
+    while let [0, rest @ ..] = v {
+        v = rest;
+    }
     if v.len() > len {
         return None;
     }
@@ -783,7 +790,7 @@ fn left_pad(v: &[u8], len: usize) -> Option<Vec<u8>> {
 /// the curve's size and insists on `hash_len` bytes, so the value is placed where that
 /// truncation keeps it. `None` when that cannot be done (the TPM would drop needed bytes).
 fn fit_ecdsa_digest(digest: &[u8], curve_len: usize, hash_len: usize) -> Option<Vec<u8>> {
-    let used = &digest[..digest.len().min(curve_len)];
+    let used = digest.get(..curve_len).unwrap_or(digest);
     let mut out = Vec::with_capacity(hash_len);
     if hash_len >= curve_len {
         out.resize(curve_len - used.len(), 0);
@@ -950,6 +957,37 @@ mod tests {
         assert_eq!(&got[32..], &[0u8; 32]);
         // A SHA-256 scheme cannot carry 48 meaningful bytes for P-384.
         assert_eq!(fit_ecdsa_digest(&[1u8; 48], 48, 32), None);
+    }
+
+    #[test]
+    fn a_zero_rsa_modulus_is_refused() {
+        let area = |modulus: Vec<u8>| PublicArea {
+            name_alg: proto::ALG_SHA256,
+            attributes: proto::ATTR_SIGN,
+            scheme: None,
+            key: PublicKey::Rsa {
+                modulus,
+                exponent: 65537,
+                bits: 2048,
+            },
+        };
+        let tcti = Tcti::Swtpm {
+            host: "127.0.0.1".into(),
+            port: 1,
+        };
+        let new = |modulus| {
+            TpmKey::new(
+                Location::Handle(0x8100_0001),
+                tcti.clone(),
+                None,
+                false,
+                area(modulus),
+            )
+        };
+        let e = new(vec![0, 0]).err().unwrap();
+        assert!(e.to_string().contains("zero modulus"), "{e}");
+        let key = new(vec![0, 0x01, 0x00]).unwrap();
+        assert_eq!(key.kind, KeyKind::Rsa { bits: 9 });
     }
 
     #[test]

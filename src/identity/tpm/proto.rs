@@ -106,53 +106,56 @@ impl Writer {
     pub fn tpm2b(&mut self, v: &[u8]) -> &mut Self {
         let len = u16::try_from(v.len()).unwrap_or(u16::MAX);
         self.u16(len);
-        self.0.extend_from_slice(&v[..usize::from(len)]);
+        self.0
+            .extend_from_slice(v.get(..usize::from(len)).unwrap_or(v));
         self
     }
 }
 
 /// Reads big-endian values from a slice, failing with what was being read.
 pub struct Reader<'a> {
-    data: &'a [u8],
-    pos: usize,
+    /// What is not read yet.
+    rest: &'a [u8],
 }
 
 impl<'a> Reader<'a> {
     pub fn new(data: &'a [u8]) -> Self {
-        Reader { data, pos: 0 }
+        Reader { rest: data }
     }
     pub fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8], Malformed> {
-        let end = self
-            .pos
-            .checked_add(n)
-            .filter(|end| *end <= self.data.len())
+        let (out, rest) = self
+            .rest
+            .split_at_checked(n)
             .ok_or_else(|| Malformed(format!("truncated {what}")))?;
-        let out = &self.data[self.pos..end];
-        self.pos = end;
+        self.rest = rest;
         Ok(out)
     }
+    fn array<const N: usize>(&mut self, what: &str) -> Result<[u8; N], Malformed> {
+        let (out, rest) = self
+            .rest
+            .split_first_chunk::<N>()
+            .ok_or_else(|| Malformed(format!("truncated {what}")))?;
+        self.rest = rest;
+        Ok(*out)
+    }
     pub fn u8(&mut self, what: &str) -> Result<u8, Malformed> {
-        Ok(self.take(1, what)?[0])
+        self.array(what).map(u8::from_be_bytes)
     }
     pub fn u16(&mut self, what: &str) -> Result<u16, Malformed> {
-        let b = self.take(2, what)?;
-        Ok(u16::from_be_bytes([b[0], b[1]]))
+        self.array(what).map(u16::from_be_bytes)
     }
     pub fn u32(&mut self, what: &str) -> Result<u32, Malformed> {
-        let b = self.take(4, what)?;
-        Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+        self.array(what).map(u32::from_be_bytes)
     }
     pub fn tpm2b(&mut self, what: &str) -> Result<&'a [u8], Malformed> {
         let n = self.u16(what)?;
         self.take(usize::from(n), what)
     }
     pub fn rest(&mut self) -> &'a [u8] {
-        let out = &self.data[self.pos..];
-        self.pos = self.data.len();
-        out
+        std::mem::take(&mut self.rest)
     }
     pub fn is_empty(&self) -> bool {
-        self.pos >= self.data.len()
+        self.rest.is_empty()
     }
 }
 
@@ -161,25 +164,27 @@ impl<'a> Reader<'a> {
 /// `auth` is the password of the one entity the command authorizes (the first handle):
 /// `Some` makes it a `TPM_ST_SESSIONS` command with a single `TPM_RS_PW` session.
 pub fn command(code: u32, handles: &[u32], auth: Option<&[u8]>, params: &[u8]) -> Vec<u8> {
-    let mut w = Writer::default();
     let tag = if auth.is_some() {
         ST_SESSIONS
     } else {
         ST_NO_SESSIONS
     };
-    w.u16(tag).u32(0).u32(code);
+    // Everything after the header's tag and size, so the size is known before writing it.
+    let mut body = Writer::default();
+    body.u32(code);
     for h in handles {
-        w.u32(*h);
+        body.u32(*h);
     }
     if let Some(password) = auth {
         let mut session = Writer::default();
         // continueSession is meaningless for the password session; tpm2-tools sets it too.
         session.u32(RS_PW).tpm2b(&[]).u8(0x01).tpm2b(password);
-        w.u32(session.0.len() as u32).bytes(&session.0);
+        body.u32(session.0.len() as u32).bytes(&session.0);
     }
-    w.bytes(params);
-    let size = w.0.len() as u32;
-    w.0[2..6].copy_from_slice(&size.to_be_bytes());
+    body.bytes(params);
+    let mut w = Writer::default();
+    // The size counts the whole command: the 2-byte tag and the 4-byte size itself too.
+    w.u16(tag).u32((body.0.len() + 6) as u32).bytes(&body.0);
     w.0
 }
 

@@ -405,9 +405,10 @@ fn read_raw_response(s: &mut impl Read) -> Result<Vec<u8>, ExecError> {
             "a response header announcing {len} bytes"
         ))));
     }
+    let mut body = vec![0u8; len - header.len()];
+    s.read_exact(&mut body)?;
     let mut resp = header.to_vec();
-    resp.resize(len, 0);
-    s.read_exact(&mut resp[10..])?;
+    resp.append(&mut body);
     Ok(resp)
 }
 
