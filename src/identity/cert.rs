@@ -44,7 +44,8 @@ impl Certificate {
             .flatten()
             .is_some_and(|bc| bc.value.ca);
         Ok(Certificate {
-            der: der[..der.len() - rest.len()].to_vec(),
+            // `rest` is empty (checked above): the certificate is all of `der`.
+            der: der.to_vec(),
             serial_der: cert.raw_serial().to_vec(),
             subject: cert.subject().to_string(),
             issuer: cert.issuer().to_string(),

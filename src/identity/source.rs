@@ -66,15 +66,9 @@ impl<'a> Source<'a> {
                     },
                 )?
             }
-            Source::Env(name) => {
-                let value = std::env::var(name).map_err(|_| SourceError::MissingVariable)?;
-                Zeroizing::new(value.into_bytes())
-            }
-            Source::Stdin => stdin()?,
+            Source::Env(name) => variable(std::env::var(name).ok())?,
+            Source::Stdin => not_blank(stdin()?)?,
         };
-        if !matches!(self, Source::File(_)) && data.iter().all(u8::is_ascii_whitespace) {
-            return Err(SourceError::Empty);
-        }
         Ok(data)
     }
 }
@@ -95,6 +89,22 @@ pub fn describe(value: &str) -> String {
         );
     }
     Source::parse(value).describe()
+}
+
+/// The contents of an `env:NAME` variable, given its value (a separate step so tests need
+/// not change the environment, which is `unsafe` in a multi-threaded test process).
+fn variable(value: Option<String>) -> Result<Zeroizing<Vec<u8>>, SourceError> {
+    let value = value.ok_or(SourceError::MissingVariable)?;
+    not_blank(Zeroizing::new(value.into_bytes()))
+}
+
+/// Refuses a variable or standard input holding only whitespace (a file may be empty: its
+/// parser says what is missing).
+fn not_blank(data: Zeroizing<Vec<u8>>) -> Result<Zeroizing<Vec<u8>>, SourceError> {
+    if data.iter().all(u8::is_ascii_whitespace) {
+        return Err(SourceError::Empty);
+    }
+    Ok(data)
 }
 
 fn stdin() -> Result<Zeroizing<Vec<u8>>, SourceError> {
@@ -138,19 +148,19 @@ mod tests {
 
     #[test]
     fn variables_are_read_and_missing_or_empty_ones_refused() {
-        // Unique names: tests run in parallel in one process.
-        unsafe { std::env::set_var("RA_TEST_SOURCE_SET", "-----BEGIN X-----") };
-        unsafe { std::env::set_var("RA_TEST_SOURCE_EMPTY", " \n") };
+        // Variables are read through `variable`, fed here directly: setting them would be
+        // `unsafe` with other tests running in the process.
         assert_eq!(
-            &Source::Env("RA_TEST_SOURCE_SET").read().unwrap()[..],
+            &variable(Some("-----BEGIN X-----".into())).unwrap()[..],
             b"-----BEGIN X-----"
         );
         assert!(matches!(
             Source::Env("RA_TEST_SOURCE_UNSET").read(),
             Err(SourceError::MissingVariable)
         ));
+        assert!(matches!(variable(None), Err(SourceError::MissingVariable)));
         assert!(matches!(
-            Source::Env("RA_TEST_SOURCE_EMPTY").read(),
+            variable(Some(" \n".into())),
             Err(SourceError::Empty)
         ));
     }

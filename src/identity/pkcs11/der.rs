@@ -36,9 +36,11 @@ pub fn same_unsigned(a: &[u8], b: &[u8]) -> bool {
     strip_zeros(a) == strip_zeros(b)
 }
 
-fn strip_zeros(value: &[u8]) -> &[u8] {
-    let start = value.iter().position(|b| *b != 0).unwrap_or(value.len());
-    &value[start..]
+fn strip_zeros(mut value: &[u8]) -> &[u8] {
+    while let [0, rest @ ..] = value {
+        value = rest;
+    }
+    value
 }
 
 /// PKCS#1 `RSAPublicKey`, DER, from the token's CKA_MODULUS and CKA_PUBLIC_EXPONENT.
@@ -56,7 +58,7 @@ pub fn ec_point(value: &[u8], kind: KeyKind) -> Option<Vec<u8>> {
             return None;
         }
     };
-    if value.len() == point_len && value[0] == 0x04 {
+    if value.len() == point_len && value.first() == Some(&0x04) {
         return Some(value.to_vec());
     }
     let (&tag, rest) = value.split_first()?;
@@ -66,10 +68,13 @@ pub fn ec_point(value: &[u8], kind: KeyKind) -> Option<Vec<u8>> {
     let (&first, rest) = rest.split_first()?;
     let (len, body) = match first {
         n if n < 0x80 => (usize::from(n), rest),
-        0x81 => (usize::from(*rest.first()?), &rest[1..]),
+        0x81 => {
+            let (&len, body) = rest.split_first()?;
+            (usize::from(len), body)
+        }
         _ => return None,
     };
-    (len == point_len && body.len() == len && body[0] == 0x04).then(|| body.to_vec())
+    (len == point_len && body.len() == len && body.first() == Some(&0x04)).then(|| body.to_vec())
 }
 
 /// `DigestInfo` of `hash` (RFC 8017 section 9.2, note 1): what `CKM_RSA_PKCS` must sign to

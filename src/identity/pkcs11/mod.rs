@@ -415,11 +415,14 @@ fn find_certificate(
             });
         }
         [one] => *one,
-        several if latest => several
-            .iter()
-            .copied()
-            .max_by_key(|(_, c)| c.cert.not_after())
-            .unwrap_or(several[0]),
+        // The latest expiry; on a tie the later one, as `max_by_key` would pick.
+        [first, rest @ ..] if latest => rest.iter().copied().fold(*first, |best, next| {
+            if next.1.cert.not_after() >= best.1.cert.not_after() {
+                next
+            } else {
+                best
+            }
+        }),
         several => {
             let lines: Vec<String> = several
                 .iter()

@@ -193,9 +193,11 @@ fn parse_serial(value: &str) -> Result<Vec<u8>, SelectorError> {
     Ok(trim_zeros(&bytes).to_vec())
 }
 
-fn trim_zeros(bytes: &[u8]) -> &[u8] {
-    let start = bytes.iter().position(|b| *b != 0).unwrap_or(bytes.len());
-    &bytes[start..]
+fn trim_zeros(mut bytes: &[u8]) -> &[u8] {
+    while let [0, rest @ ..] = bytes {
+        bytes = rest;
+    }
+    bytes
 }
 
 /// Splits a distinguished name string into normalised `type=value` pairs: split at commas
