@@ -92,24 +92,24 @@ impl Arn {
     /// Parses any ARN.
     pub fn parse(value: &str) -> Result<Self, String> {
         let parts: Vec<&str> = value.splitn(6, ':').collect();
-        if parts.len() != 6 || parts[0] != "arn" {
+        let ["arn", partition, service, region, account, resource] = parts[..] else {
             return Err("an ARN has six ':'-separated fields starting with 'arn'".into());
-        }
-        if parts[1].is_empty() || parts[2].is_empty() || parts[5].is_empty() {
+        };
+        if partition.is_empty() || service.is_empty() || resource.is_empty() {
             return Err("partition, service and resource must not be empty".into());
         }
-        if !parts[4].is_empty()
-            && (parts[4].len() != 12 || !parts[4].bytes().all(|b| b.is_ascii_digit()))
+        if !account.is_empty()
+            && (account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()))
         {
-            return Err(format!("account '{}' is not 12 digits", parts[4]));
+            return Err(format!("account '{account}' is not 12 digits"));
         }
         Ok(Arn {
             raw: value.to_string(),
-            partition: parts[1].into(),
-            service: parts[2].into(),
-            region: parts[3].into(),
-            account: parts[4].into(),
-            resource: parts[5].into(),
+            partition: partition.into(),
+            service: service.into(),
+            region: region.into(),
+            account: account.into(),
+            resource: resource.into(),
         })
     }
 

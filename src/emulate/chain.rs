@@ -248,13 +248,13 @@ pub(crate) fn verify_path(
     now: i64,
 ) -> Result<(), String> {
     check_leaf(leaf, now)?;
-    let mut used = vec![false; intermediates.len()];
+    // Each intermediate leaves this list once it is used, so none is used twice.
+    let mut unused: Vec<&X509Certificate<'_>> = intermediates.iter().collect();
     let mut current = leaf;
-    // Intermediate CAs between the CA being checked and the leaf, for pathLenConstraint.
-    let mut below: u32 = 0;
     let mut problem: Option<String> = None;
-    // At most one step per intermediate, plus the final step to an anchor.
-    for _ in 0..=intermediates.len() {
+    // At most one step per intermediate, plus the final step to an anchor. `below` counts
+    // the intermediate CAs between the CA being checked and the leaf, for pathLenConstraint.
+    for below in (0u32..).take(intermediates.len() + 1) {
         for anchor in anchors {
             match issued_by(current, anchor) {
                 Ok(true) => {
@@ -266,10 +266,7 @@ pub(crate) fn verify_path(
             }
         }
         let mut next = None;
-        for (i, candidate) in intermediates.iter().enumerate() {
-            if used[i] {
-                continue;
-            }
+        for (i, candidate) in unused.iter().enumerate() {
             match issued_by(current, candidate) {
                 Ok(true) => {
                     next = Some(i);
@@ -279,13 +276,12 @@ pub(crate) fn verify_path(
                 Err(why) => problem = Some(why),
             }
         }
-        let Some(i) = next else { break };
-        used[i] = true;
-        let inter = &intermediates[i];
+        let Some(inter) = next.map(|i| unused.remove(i)) else {
+            break;
+        };
         within_validity(inter, now, "intermediate certificate")?;
         strong_signature(inter)?;
         usable_ca(inter, below, "intermediate certificate")?;
-        below += 1;
         current = inter;
     }
     Err(problem.unwrap_or_else(|| {

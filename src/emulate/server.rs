@@ -295,9 +295,10 @@ async fn handle(req: Request<Incoming>, state: &State) -> Response<Body> {
                 return oversized_response(bytes);
             }
             let mut body = response::session_body(&accepted, now, state.credential_lifetime);
-            if let Some(at) = state.answer_expiration {
-                body["credentialSet"][0]["credentials"]["expiration"] =
-                    serde_json::Value::String(response::rfc3339_seconds(at));
+            if let Some(at) = state.answer_expiration
+                && let Some(slot) = body.pointer_mut("/credentialSet/0/credentials/expiration")
+            {
+                *slot = serde_json::Value::String(response::rfc3339_seconds(at));
             }
             json_response(201, &body)
         }

@@ -276,10 +276,13 @@ fn random_serial() -> Result<SerialNumber, PkiError> {
 
 /// A caller-chosen serial, checked against RFC 5280's limits on the magnitude.
 fn explicit_serial(serial: &[u8]) -> Result<SerialNumber, PkiError> {
-    let magnitude = match serial.iter().position(|&b| b != 0) {
-        Some(first) => &serial[first..],
-        None => return Err(PkiError::Invalid("serial number must be positive".into())),
-    };
+    let mut magnitude = serial;
+    while let [0, rest @ ..] = magnitude {
+        magnitude = rest;
+    }
+    if magnitude.is_empty() {
+        return Err(PkiError::Invalid("serial number must be positive".into()));
+    }
     if magnitude.len() > 20 {
         return Err(PkiError::Invalid(format!(
             "serial number has {} octets, at most 20 allowed",

@@ -409,10 +409,12 @@ pub fn build_request(
     identity: &Identity,
     settings: &SessionSettings,
 ) -> UnsignedRequest {
-    let mut body = serde_json::json!({ "durationSeconds": settings.duration_seconds });
+    let mut body = serde_json::Map::new();
+    body.insert("durationSeconds".into(), settings.duration_seconds.into());
     if let Some(name) = &settings.role_session_name {
-        body["roleSessionName"] = serde_json::Value::String(name.clone());
+        body.insert("roleSessionName".into(), name.clone().into());
     }
+    let body = serde_json::Value::Object(body);
     UnsignedRequest {
         host: host.to_string(),
         query: vec![
@@ -539,7 +541,7 @@ fn parse_failure(
         .as_ref()
         .and_then(|b| b.message.clone())
         .unwrap_or_else(|| {
-            String::from_utf8_lossy(&body[..body.len().min(200)])
+            String::from_utf8_lossy(body.get(..200).unwrap_or(body))
                 .trim()
                 .to_string()
         });
