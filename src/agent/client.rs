@@ -130,7 +130,8 @@ fn exchange(mut stream: UnixStream, identity_key: &str) -> Option<(u16, Zeroizin
                 if (raw.len() + n) as u64 > MAX_RESPONSE {
                     return None;
                 }
-                raw.extend_from_slice(&chunk[..n]);
+                // `read` never reports more than the buffer it was given.
+                raw.extend_from_slice(chunk.get(..n)?);
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(_) => return None,

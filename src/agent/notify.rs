@@ -5,9 +5,14 @@ use std::os::unix::net::UnixDatagram;
 
 /// Sends one notification; failures are logged, never fatal (the service still works).
 pub fn notify(state: &str) {
-    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
-        return;
-    };
+    if let Some(path) = std::env::var_os("NOTIFY_SOCKET") {
+        notify_to(&path, state);
+    }
+}
+
+/// [`notify`] with the socket given: tests call it, as changing the environment of a
+/// multi-threaded test process is `unsafe`.
+fn notify_to(path: &std::ffi::OsStr, state: &str) {
     let result = UnixDatagram::unbound().and_then(|socket| {
         let bytes = path.as_encoded_bytes();
         if let Some(abstract_name) = bytes.strip_prefix(b"@") {
@@ -16,7 +21,7 @@ pub fn notify(state: &str) {
             let addr = std::os::unix::net::SocketAddr::from_abstract_name(abstract_name)?;
             socket.send_to_addr(state.as_bytes(), &addr)
         } else {
-            socket.send_to(state.as_bytes(), &path)
+            socket.send_to(state.as_bytes(), path)
         }
     });
     if let Err(e) = result {
@@ -31,10 +36,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("notify.sock");
         let receiver = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
-        // Safety of the environment change: this is the only test reading NOTIFY_SOCKET.
-        unsafe { std::env::set_var("NOTIFY_SOCKET", &path) };
-        super::notify("READY=1");
-        unsafe { std::env::remove_var("NOTIFY_SOCKET") };
+        super::notify_to(path.as_os_str(), "READY=1");
         let mut buf = [0u8; 64];
         let n = receiver.recv(&mut buf).unwrap();
         assert_eq!(&buf[..n], b"READY=1");

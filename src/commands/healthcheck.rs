@@ -32,7 +32,8 @@ fn probe(addr: SocketAddr) -> std::io::Result<u16> {
     stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")?;
     let mut head = [0u8; 64];
     let n = stream.read(&mut head)?;
-    let line = String::from_utf8_lossy(&head[..n]);
+    // `read` never reports more than the buffer it was given.
+    let line = String::from_utf8_lossy(head.get(..n).unwrap_or(&head));
     line.split(' ')
         .nth(1)
         .and_then(|s| s.parse().ok())

@@ -257,7 +257,7 @@ impl HostPolicy {
 /// A client's `Host` value made safe to log: printable ASCII only, at most 64 bytes.
 pub(crate) fn loggable(headers: &HeaderMap) -> String {
     let raw = headers.get(HOST).map(|v| v.as_bytes()).unwrap_or_default();
-    let cut = &raw[..raw.len().min(64)];
+    let cut = raw.get(..64).unwrap_or(raw);
     let mut s: String = cut.escape_ascii().to_string();
     if raw.len() > cut.len() {
         s.push_str("...");
