@@ -19,11 +19,7 @@ pub fn run(args: &StatusArgs) -> Result<(), Error> {
         ));
     };
     let status = client::status(&socket).map_err(|e| {
-        let hint = e.hint();
-        let text = match hint {
-            Some(h) => format!("{e}\n  hint: {h}"),
-            None => e.to_string(),
-        };
+        let text = crate::chain::Chain::new(&e, e.hint()).to_string();
         Error::io("cannot get the agent's status", std::io::Error::other(text))
     })?;
     let text = if args.json {
