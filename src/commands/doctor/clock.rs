@@ -98,8 +98,9 @@ pub(super) async fn check(reached: &Reached, clock: &dyn Clock, report: &mut Rep
 
 /// Reports the offset of `theirs` (the endpoint) from `ours`, whole seconds.
 fn judge(theirs: OffsetDateTime, ours: OffsetDateTime, report: &mut Report) {
-    // The header has whole seconds: a second of difference is noise.
-    let offset = (theirs - ours).whole_seconds();
+    // The header truncates to whole seconds: the endpoint's time is half a second later
+    // on average, and a second of difference either way is noise.
+    let offset = ((theirs - ours).as_seconds_f64() + 0.5).round() as i64;
     let side = match offset {
         o if o > 0 => format!("this host's clock is {o} s behind the endpoint's"),
         o if o < 0 => format!("this host's clock is {} s ahead of the endpoint's", -o),
@@ -144,8 +145,10 @@ mod tests {
 
     #[test]
     fn skew_is_judged_by_its_size_and_names_the_side() {
-        let here = datetime!(2030-01-01 12:00:00 UTC);
-        let at = |s: i64| here + time::Duration::seconds(s);
+        // The header has whole seconds; this host's clock has fractions.
+        let whole = datetime!(2030-01-01 12:00:00 UTC);
+        let here = datetime!(2030-01-01 12:00:00.25 UTC);
+        let at = |s: i64| whole + time::Duration::seconds(s);
         let mut r = Report::default();
         judge(at(30), here, &mut r);
         judge(at(-90), here, &mut r);
