@@ -135,6 +135,15 @@ fn imds(args: &DoctorArgs, report: &mut Report) {
     };
     let mut stream = match TcpStream::connect_timeout(&addr, TIMEOUT) {
         Ok(s) => s,
+        // SDKs of this environment are pointed there: they will find no credentials.
+        Err(e) if why.starts_with("AWS_") => {
+            return report.warn(
+                NAME,
+                KIND,
+                format!("{why} points at {addr}, but nothing answers there ({e}): SDKs in this environment get no credentials from it"),
+                "start serve on that address (--port), or unset the variable",
+            );
+        }
         Err(e) => {
             return report.ok(
                 NAME,
