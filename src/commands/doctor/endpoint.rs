@@ -142,6 +142,12 @@ pub(super) async fn check(
         (Some(_), None) if !reachable => {
             report.skip("endpoint.tls", KIND, "needs a TCP connection")
         }
+        (Some(_), None) if endpoint.no_verify_ssl => report.warn(
+            "endpoint.tls",
+            KIND,
+            "--no-verify-ssl: the endpoint's certificate is not checked",
+            "drop --no-verify-ssl and trust the endpoint's CA with --ca-bundle or AWS_CA_BUNDLE: without it anyone on the path can read the credentials",
+        ),
         (Some(config), None) => {
             // A failed handshake fails every later request the same way: say it once.
             reachable = handshake(config, &addrs, &host, report).await;
