@@ -344,3 +344,54 @@ fn each_profile_of_the_aws_config_running_this_binary_is_checked() {
     assert!(!all.iter().any(|c| c["check"] == "aws-config.other"));
     assert!(!stdout(&o).contains("hunter2"), "{}", stdout(&o));
 }
+
+#[test]
+fn a_proxy_variable_without_with_proxy_is_named_when_the_direct_way_fails() {
+    let pki = doctor_pki();
+    let url = format!("http://127.0.0.1:{}", closed_port());
+    let proxy = format!("http://user:hunter2@127.0.0.1:{}", closed_port());
+    let home = scratch_dir("home");
+    let mut cmd = agent();
+    cmd.env("HTTP_PROXY", &proxy)
+        .env_remove("NO_PROXY")
+        .env_remove("no_proxy")
+        .env("AWS_CONFIG_FILE", home.join("absent"))
+        .args(["doctor", "--json", "--no-session", "--certificate"])
+        .arg(&pki.good.cert)
+        .arg("--private-key")
+        .arg(&pki.good.key)
+        .args([
+            "--trust-anchor-arn",
+            TA,
+            "--profile-arn",
+            PROFILE,
+            "--role-arn",
+            ROLE,
+        ])
+        .args(["--endpoint", &url, "--port", &closed_port().to_string()]);
+    let o = run(&mut cmd);
+    let all = checks(&o);
+    assert_eq!(o.status.code(), Some(1), "{all:#?}");
+    let p = find(&all, "endpoint.proxy");
+    assert_eq!(p["status"], "fail", "{all:#?}");
+    assert!(p["fix"].as_str().unwrap().contains("--with-proxy"), "{p}");
+    assert!(
+        p["saw"]
+            .as_str()
+            .unwrap()
+            .contains("HTTP_PROXY=http://127.0.0.1:"),
+        "{p}"
+    );
+    assert!(!stdout(&o).contains("hunter2"), "{}", stdout(&o));
+    // With --with-proxy the proxy is what is dialled.
+    let o = run(cmd.arg("--with-proxy"));
+    let all = checks(&o);
+    assert_eq!(find(&all, "endpoint.proxy")["status"], "ok", "{all:#?}");
+    assert!(
+        find(&all, "endpoint.dns")["saw"]
+            .as_str()
+            .unwrap()
+            .starts_with("the proxy ")
+    );
+    assert_eq!(find(&all, "endpoint.tcp")["status"], "fail");
+}

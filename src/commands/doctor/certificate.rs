@@ -258,3 +258,54 @@ fn validity(cert: &Certificate, now: OffsetDateTime, report: &mut Report) {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::commands::doctor::Status;
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair, KeyUsagePurpose};
+
+    fn judged(edit: impl FnOnce(&mut CertificateParams)) -> Vec<(String, Status)> {
+        let mut params = CertificateParams::new(vec!["leaf.test".to_string()]).unwrap();
+        params.not_before = OffsetDateTime::now_utc() - time::Duration::hours(1);
+        params.not_after = OffsetDateTime::now_utc() + time::Duration::days(30);
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        edit(&mut params);
+        let key = KeyPair::generate().unwrap();
+        let der = params.self_signed(&key).unwrap().der().to_vec();
+        let cert = Certificate::from_der(&der).unwrap();
+        let mut report = Report::default();
+        check(&cert, OffsetDateTime::now_utc(), &mut report);
+        report
+            .checks
+            .into_iter()
+            .map(|c| (c.name, c.status))
+            .collect()
+    }
+
+    fn status_of(checks: &[(String, Status)], name: &str) -> Status {
+        checks.iter().find(|(n, _)| n == name).unwrap().1
+    }
+
+    #[test]
+    fn a_good_leaf_passes_and_each_fault_is_its_own_line() {
+        let good = judged(|_| {});
+        assert!(good.iter().all(|(_, s)| *s == Status::Ok), "{good:?}");
+        let no_signature = judged(|p| p.key_usages = vec![KeyUsagePurpose::KeyEncipherment]);
+        assert_eq!(
+            status_of(&no_signature, "certificate.key-usage"),
+            Status::Fail
+        );
+        let no_extension = judged(|p| p.key_usages = Vec::new());
+        assert_eq!(
+            status_of(&no_extension, "certificate.key-usage"),
+            Status::Warn
+        );
+        let ca = judged(|p| p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained));
+        assert_eq!(status_of(&ca, "certificate.not-ca"), Status::Fail);
+        let not_yet = judged(|p| {
+            p.not_before = OffsetDateTime::now_utc() + time::Duration::days(1);
+        });
+        assert_eq!(status_of(&not_yet, "certificate.validity"), Status::Fail);
+    }
+}
