@@ -23,7 +23,7 @@ pub(super) struct Loaded {
 /// Loads the identity once (a password or PIN is asked for at most once) and reports
 /// whether the certificate could be read.
 pub(super) fn load(spec: &IdentitySpec, report: &mut Report) -> Loaded {
-    let peeked = Identity::peek_certificate(spec);
+    let peeked = Identity::peek_certificate(spec).or_else(|| read_leaf(spec));
     let (identity, error) = match Identity::load(spec) {
         Ok(identity) => (Some(identity), None),
         Err(e) => (None, Some(e)),
@@ -63,6 +63,40 @@ pub(super) fn load(spec: &IdentitySpec, report: &mut Report) -> Loaded {
         identity,
         error,
     }
+}
+
+/// The first certificate of `--certificate` when it is a PEM or DER file, a variable or
+/// standard input, even without `--private-key` (which [`Identity::peek_certificate`]
+/// wants), so the certificate is judged on its own when the key is what is missing.
+fn read_leaf(spec: &IdentitySpec) -> Option<Certificate> {
+    read_all(spec.certificate.as_deref()?)?.into_iter().next()
+}
+
+/// The intermediates as the loader would send them (`--intermediates`, else the
+/// certificates after the leaf in its file), read without the key: so the chain is checked
+/// even when the key does not load.
+pub(super) fn read_chain(spec: &IdentitySpec) -> Option<Vec<Certificate>> {
+    match &spec.intermediates {
+        Some(path) => read_all(path),
+        None => Some(
+            read_all(spec.certificate.as_deref()?)?
+                .into_iter()
+                .skip(1)
+                .collect(),
+        ),
+    }
+}
+
+/// Every certificate of a file, variable or standard input (not a PKCS#11 token).
+fn read_all(value: &str) -> Option<Vec<Certificate>> {
+    if value
+        .get(..7)
+        .is_some_and(|p| p.eq_ignore_ascii_case("pkcs11:"))
+    {
+        return None;
+    }
+    let data = source::Source::parse(value).read().ok()?;
+    crate::identity::parse_certificates(&data).ok()
 }
 
 /// Checks the leaf; true when nothing failed.

@@ -12,23 +12,28 @@ use crate::identity::{Certificate, Identity};
 
 const KIND: Kind = Kind::Config;
 
+/// Checks the chain of the loaded identity, or, when the key did not load, of the files.
 pub(super) fn check(
     identity: Option<&Identity>,
+    files: Option<(&Certificate, Vec<Certificate>)>,
     args: &CredentialArgs,
     settings: Option<&SessionSettings>,
     report: &mut Report,
 ) {
-    let Some(identity) = identity else {
-        report.skip("chain.links", KIND, "needs the certificate and key to load");
-        report.skip(
-            "chain.anchor",
-            KIND,
-            "needs the certificate and key to load",
-        );
-        return;
+    let (leaf, chain) = match (identity, files) {
+        (Some(identity), _) => (&identity.certificate, identity.chain.clone()),
+        (None, Some((leaf, chain))) => (leaf, chain),
+        (None, None) => {
+            report.skip(
+                "chain.links",
+                KIND,
+                "needs the certificate and the intermediates to load",
+            );
+            report.skip("chain.anchor", KIND, "needs the certificate to load");
+            return;
+        }
     };
-    let leaf = &identity.certificate;
-    let chain = &identity.chain;
+    let chain = &chain;
     let mut below = leaf;
     let mut broken = None;
     for (i, ca) in chain.iter().enumerate() {

@@ -233,8 +233,13 @@ pub async fn run(args: &DoctorArgs, clock: Arc<dyn Clock>) -> Result<(), Error> 
         let key_ok = key::check(&spec, &loaded, &mut report);
         found.identity = loaded.identity;
         found.identity_usable = cert_ok && key_ok;
+        let files = match (&found.identity, &found.certificate) {
+            (None, Some(leaf)) => certificate::read_chain(&spec).map(|chain| (leaf, chain)),
+            _ => None,
+        };
         chain::check(
             found.identity.as_ref(),
+            files,
             &args.creds,
             found.settings.as_ref(),
             &mut report,
