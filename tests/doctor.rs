@@ -395,3 +395,34 @@ fn a_proxy_variable_without_with_proxy_is_named_when_the_direct_way_fails() {
     );
     assert_eq!(find(&all, "endpoint.tcp")["status"], "fail");
 }
+
+#[test]
+fn a_key_of_another_certificate_is_a_configuration_failure() {
+    let pki = doctor_pki();
+    let mismatched = Pair {
+        cert: pki.good.cert.clone(),
+        key: pki.three_days.key.clone(),
+        common_name: pki.good.common_name.clone(),
+    };
+    let url = format!("http://127.0.0.1:{}", closed_port());
+    let o = doctor(
+        &pki,
+        &mismatched,
+        &pki.intermediates,
+        &url,
+        &["--no-session"],
+    );
+    let all = checks(&o);
+    assert_eq!(o.status.code(), Some(2), "{all:#?}");
+    let k = find(&all, "key.matches");
+    assert_eq!(k["status"], "fail");
+    assert!(
+        k["saw"].as_str().unwrap().contains("does not belong"),
+        "{k}"
+    );
+    assert!(k["fix"].as_str().unwrap().contains("openssl"), "{k}");
+    assert_eq!(find(&all, "key.load")["status"], "ok");
+    // The certificate itself is fine; the chain is still checked.
+    assert_eq!(find(&all, "certificate.validity")["status"], "ok");
+    assert_eq!(find(&all, "chain.links")["status"], "ok");
+}
