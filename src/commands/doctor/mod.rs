@@ -15,6 +15,7 @@ mod clock;
 mod endpoint;
 mod flags;
 mod key;
+mod proxy;
 mod session;
 
 use std::io::Write as _;
