@@ -65,6 +65,12 @@ pub enum Command {
     Emulate(EmulateArgs),
     /// Run the whole flow offline: throwaway CA, local endpoint, credentials
     Demo(DemoArgs),
+    /// Check a setup end to end (flags, certificate, key, chain, endpoint, clock, CreateSession, agent, ~/.aws/config) and say how to fix what fails
+    #[command(after_help = DOCTOR_EXIT_CODES)]
+    Doctor(DoctorArgs),
+    /// Show what a running agent holds: identity, credentials (never secrets), refreshes, endpoints
+    #[command(after_help = EXIT_CODES)]
+    Status(StatusArgs),
 }
 
 /// Where the identity lives: the certificate, its key and chain, and the key stores' flags.
@@ -314,6 +320,39 @@ pub struct ReadCertificateArgs {
     pub debug: bool,
 }
 
+/// Printed after `doctor --help`.
+pub const DOCTOR_EXIT_CODES: &str = "Exit codes:\n  0  nothing failed (warnings allowed)\n  1  only runtime checks failed (endpoint, clock, CreateSession, agent)\n  2  a configuration check failed (flags, certificate, key, chain, ~/.aws/config)";
+
+/// `doctor`: the flags of `credential-process`, plus what to look at and how to print.
+#[derive(Args, Debug, Clone)]
+pub struct DoctorArgs {
+    #[command(flatten)]
+    pub creds: CredentialArgs,
+    /// The agent's socket to ask (default: $XDG_RUNTIME_DIR/rolesanywhere-agent/agent.sock)
+    #[arg(long, value_name = "PATH")]
+    pub socket: Option<std::path::PathBuf>,
+    /// The port the agent's IMDS endpoint should be on, on 127.0.0.1 (default: the port of AWS_EC2_METADATA_SERVICE_ENDPOINT, else 9911)
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// Do not call CreateSession (every other check still runs)
+    #[arg(long)]
+    pub no_session: bool,
+    /// Print the checks as a JSON array of {check, status, saw, fix}
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `status`: which agent to ask and how to print its answer.
+#[derive(Args, Debug, Clone)]
+pub struct StatusArgs {
+    /// The agent's socket (default: $XDG_RUNTIME_DIR/rolesanywhere-agent/agent.sock)
+    #[arg(long, value_name = "PATH")]
+    pub socket: Option<std::path::PathBuf>,
+    /// Print the agent's answer as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
 #[derive(Args, Debug, Clone, Default)]
 pub struct DemoArgs {
     /// Keep the generated files in this directory instead of a temporary one
@@ -369,7 +408,7 @@ mod tests {
         };
         let all = longs("credential-process");
         assert_eq!(all.len(), 10, "{all:?}");
-        for name in ["serve", "update", "sign-string"] {
+        for name in ["serve", "update", "sign-string", "doctor"] {
             assert_eq!(longs(name), all, "{name}");
         }
     }

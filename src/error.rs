@@ -35,6 +35,9 @@ pub enum Error {
     Server(#[from] crate::server::ServerError),
     #[error(transparent)]
     CredentialsFile(#[from] crate::credentials_file::CredentialsFileError),
+    /// `doctor` printed its checks and some failed: the report says which and how to fix them.
+    #[error("{failed} doctor check(s) failed (see the lines marked FAIL above)")]
+    ChecksFailed { failed: usize, configuration: bool },
     #[error("{what}: {source}")]
     Io {
         what: String,
@@ -55,6 +58,11 @@ impl Error {
             Error::CredentialsFile(_) => exit::RUNTIME,
             Error::Session(e) if e.is_configuration() => exit::USAGE,
             Error::Session(_) | Error::Sign(_) | Error::Io { .. } => exit::RUNTIME,
+            Error::ChecksFailed {
+                configuration: true,
+                ..
+            } => exit::USAGE,
+            Error::ChecksFailed { .. } => exit::RUNTIME,
         }
     }
 
@@ -67,7 +75,7 @@ impl Error {
             Error::Emulate(e) => e.hint(),
             Error::Server(e) => e.hint(),
             Error::CredentialsFile(e) => e.hint(),
-            Error::Sign(_) | Error::Io { .. } => None,
+            Error::Sign(_) | Error::Io { .. } | Error::ChecksFailed { .. } => None,
         }
     }
 

@@ -59,6 +59,7 @@ fn init_logging(command: &Command) {
         Command::Update(a) => a.creds.debug,
         Command::SignString(a) => a.debug,
         Command::ReadCertificateData(a) => a.debug,
+        Command::Doctor(a) => a.creds.debug,
         _ => false,
     };
     let default = match command {

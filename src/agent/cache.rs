@@ -175,6 +175,8 @@ impl Entry {
 struct State {
     entry: Option<Entry>,
     last_error: Option<String>,
+    /// When the last load ended, well or not (`last_error` says which), for `status`.
+    last_attempt: Option<OffsetDateTime>,
     /// Bumped on every successful load, so waiters can tell a refresh happened meanwhile.
     generation: u64,
 }
@@ -244,7 +246,10 @@ impl CredentialCache {
         match self.loader.load().await {
             Ok(creds) => Ok(self.install(creds)),
             Err(e) => {
-                self.write().last_error = Some(e.to_string());
+                let at = self.clock.now();
+                let mut state = self.write();
+                state.last_error = Some(e.to_string());
+                state.last_attempt = Some(at);
                 Err(e)
             }
         }
@@ -291,6 +296,7 @@ impl CredentialCache {
                 valid_until: mono + lifetime,
             });
             state.last_error = None;
+            state.last_attempt = Some(now);
             state.generation += 1;
         }
         self.updates.send_replace(Some(creds.clone()));
@@ -302,6 +308,12 @@ impl CredentialCache {
             "obtained credentials"
         );
         creds
+    }
+
+    /// When the last load ended, and its error if it failed.
+    pub fn last_attempt(&self) -> (Option<OffsetDateTime>, Option<String>) {
+        let state = self.read();
+        (state.last_attempt, state.last_error.clone())
     }
 
     /// The time the current credentials were fetched.

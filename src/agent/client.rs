@@ -1,4 +1,5 @@
-//! The client side of the agent's Unix socket, used by `credential-process`: one short,
+//! The client side of the agent's Unix socket, used by `credential-process` (and by
+//! `status`, which asks [`status`] instead of credentials): one short,
 //! blocking HTTP/1.1 exchange, so a warm call costs a connect and a read, not a runtime.
 //!
 //! Security: whatever listens at the socket's path is not trusted to be our agent, nor to be
@@ -73,7 +74,10 @@ pub fn ask(socket: &Path, identity_key: &str, now: OffsetDateTime) -> Option<Age
             return None;
         }
     }
-    let (status, body) = exchange(stream, identity_key)?;
+    let request = format!(
+        "GET /v1/process-credentials HTTP/1.1\r\nHost: agent\r\nX-Identity-Key: {identity_key}\r\nConnection: close\r\n\r\n"
+    );
+    let (status, body) = exchange(stream, &request)?;
     if status != 200 {
         return Some(AgentAnswer::Declined(status));
     }
@@ -83,6 +87,60 @@ pub fn ask(socket: &Path, identity_key: &str, now: OffsetDateTime) -> Option<Age
             tracing::warn!(socket = %socket.display(), "ignoring the agent's answer: {reason}");
             None
         }
+    }
+}
+
+/// Why `status` got no answer. Each names the socket.
+#[derive(Debug, thiserror::Error)]
+pub enum StatusError {
+    #[error("no agent listens at {0}")]
+    NoAgent(String, #[source] io::Error),
+    #[error("the socket {path} is served by uid {uid}, neither this user nor root; not asking it")]
+    Untrusted { path: String, uid: u32 },
+    #[error("the agent at {0} did not answer in time, or not in HTTP")]
+    NoAnswer(String),
+    #[error("the agent at {0} does not answer status requests (a version older than this one?)")]
+    Unsupported(String),
+    #[error("the agent at {path} answered HTTP {status} to the status request")]
+    Refused { path: String, status: u16 },
+    #[error("the agent at {path} answered a status this version cannot read: {detail}")]
+    Garbled { path: String, detail: String },
+}
+
+impl StatusError {
+    pub fn hint(&self) -> Option<String> {
+        Some(match self {
+            StatusError::NoAgent(..) => "start `rolesanywhere-agent serve` (or its systemd unit), or name its socket with --socket".into(),
+            StatusError::Untrusted { .. } => "pass --socket with the path of your own agent's socket".into(),
+            StatusError::Unsupported(_) => "restart the agent with this version".into(),
+            _ => return None,
+        })
+    }
+}
+
+/// Asks the agent at `socket` for its status (`GET /v1/status`, no identity needed: the
+/// answer holds nothing secret). The same bounds and owner check as [`ask`].
+pub fn status(socket: &Path) -> Result<super::status::AgentStatus, StatusError> {
+    let path = socket.display().to_string();
+    let stream = connect(socket).map_err(|e| StatusError::NoAgent(path.clone(), e))?;
+    let peer = rustix::net::sockopt::socket_peercred(&stream)
+        .map_err(|_| StatusError::NoAnswer(path.clone()))?;
+    if !trusted_peer(peer.uid.as_raw(), rustix::process::geteuid().as_raw()) {
+        return Err(StatusError::Untrusted {
+            path,
+            uid: peer.uid.as_raw(),
+        });
+    }
+    let request = "GET /v1/status HTTP/1.1\r\nHost: agent\r\nConnection: close\r\n\r\n";
+    let (code, body) =
+        exchange(stream, request).ok_or_else(|| StatusError::NoAnswer(path.clone()))?;
+    match code {
+        200 => serde_json::from_str(&body).map_err(|e| StatusError::Garbled {
+            path,
+            detail: category(&e).to_string(),
+        }),
+        404 => Err(StatusError::Unsupported(path)),
+        status => Err(StatusError::Refused { path, status }),
     }
 }
 
@@ -104,14 +162,11 @@ fn connect(path: &Path) -> io::Result<UnixStream> {
     Ok(UnixStream::from(OwnedFd::from(socket)))
 }
 
-/// Sends the request and reads the answer within [`TIMEOUT`] in all: the status and the
+/// Sends `request` and reads the answer within [`TIMEOUT`] in all: the status and the
 /// (de-chunked) body. `None` when the exchange fails or the answer is not HTTP.
-fn exchange(mut stream: UnixStream, identity_key: &str) -> Option<(u16, Zeroizing<String>)> {
+fn exchange(mut stream: UnixStream, request: &str) -> Option<(u16, Zeroizing<String>)> {
     let deadline = Instant::now() + TIMEOUT;
     stream.set_write_timeout(Some(TIMEOUT)).ok()?;
-    let request = format!(
-        "GET /v1/process-credentials HTTP/1.1\r\nHost: agent\r\nX-Identity-Key: {identity_key}\r\nConnection: close\r\n\r\n"
-    );
     stream.write_all(request.as_bytes()).ok()?;
     // Room reserved up front: a growing buffer would leave copies of the secrets behind.
     let mut raw = Zeroizing::new(Vec::with_capacity(MAX_RESPONSE as usize + 1));

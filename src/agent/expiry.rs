@@ -13,6 +13,7 @@ use std::time::Duration;
 use time::OffsetDateTime;
 
 use super::cache::CredentialCache;
+use super::status::{AgentStatus, Attempt, CredentialsInfo, IdentityInfo, Reloads};
 use super::{CredentialSource, Unavailable};
 use crate::clock::Clock;
 use crate::credentials::{Credentials, format_expiration};
@@ -28,6 +29,7 @@ const CHECK_EVERY: Duration = Duration::from_secs(60);
 /// What the agent shows about the certificate it signs with. No secrets.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CertDates {
+    pub subject: String,
     pub serial: String,
     pub not_before: OffsetDateTime,
     pub not_after: OffsetDateTime,
@@ -36,6 +38,7 @@ pub struct CertDates {
 impl CertDates {
     pub fn of(cert: &Certificate) -> Self {
         CertDates {
+            subject: cert.subject().to_string(),
             serial: cert.serial_decimal(),
             not_before: cert.not_before(),
             not_after: cert.not_after(),
@@ -50,13 +53,13 @@ impl CertDates {
 }
 
 /// The certificate in use, shared by the rotation (writer), the health endpoint and the
-/// expiry monitor (readers).
+/// expiry monitor (readers); also the reloads' history, for `status`.
 #[derive(Debug)]
-pub struct IdentityStatus(RwLock<CertDates>);
+pub struct IdentityStatus(RwLock<CertDates>, RwLock<Reloads>);
 
 impl IdentityStatus {
     pub fn new(dates: CertDates) -> Self {
-        IdentityStatus(RwLock::new(dates))
+        IdentityStatus(RwLock::new(dates), RwLock::default())
     }
 
     pub fn get(&self) -> CertDates {
@@ -68,6 +71,30 @@ impl IdentityStatus {
 
     pub fn set(&self, dates: CertDates) {
         *self.0.write().unwrap_or_else(PoisonError::into_inner) = dates;
+    }
+
+    /// Counts a reload that ended with `result` (`Ok(true)`: a new certificate is in use).
+    pub fn record_reload(&self, at: OffsetDateTime, result: Result<bool, String>) {
+        let mut reloads = self.1.write().unwrap_or_else(PoisonError::into_inner);
+        reloads.count += 1;
+        if result == Ok(true) {
+            reloads.rotated += 1;
+        }
+        let result = result.map(|rotated| {
+            if rotated {
+                "rotated: a new certificate is in use".to_string()
+            } else {
+                "unchanged".to_string()
+            }
+        });
+        reloads.last = Some(Attempt::new(at, result));
+    }
+
+    pub fn reloads(&self) -> Reloads {
+        self.1
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 }
 
@@ -124,15 +151,30 @@ pub fn degraded_health(source: &dyn CredentialSource, now: OffsetDateTime) -> Op
     .ok()
 }
 
-/// The cache as the endpoints see it, plus the certificate's dates for `/healthz`.
+/// The cache as the endpoints see it, plus the certificate's dates for `/healthz` and what
+/// `status` shows.
 pub struct WithIdentity {
     cache: Arc<CredentialCache>,
     status: Arc<IdentityStatus>,
+    key_store: String,
+    endpoints: Vec<String>,
 }
 
 impl WithIdentity {
     pub fn new(cache: Arc<CredentialCache>, status: Arc<IdentityStatus>) -> Self {
-        WithIdentity { cache, status }
+        WithIdentity {
+            cache,
+            status,
+            key_store: String::new(),
+            endpoints: Vec::new(),
+        }
+    }
+
+    /// Where the key lives and what the agent listens on, for `status`.
+    pub fn with_details(mut self, key_store: String, endpoints: Vec<String>) -> Self {
+        self.key_store = key_store;
+        self.endpoints = endpoints;
+        self
     }
 }
 
@@ -143,6 +185,29 @@ impl CredentialSource for WithIdentity {
 
     fn certificate(&self) -> Option<CertDates> {
         Some(self.status.get())
+    }
+
+    fn status(&self, now: OffsetDateTime) -> Option<AgentStatus> {
+        let cert = self.status.get();
+        let (last_attempt, last_error) = self.cache.last_attempt();
+        Some(AgentStatus {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            identity: IdentityInfo {
+                subject: cert.subject,
+                serial: cert.serial,
+                not_after: format_expiration(cert.not_after),
+                key_store: self.key_store.clone(),
+            },
+            credentials: self.cache.current(now).ok().map(|c| CredentialsInfo {
+                access_key_id: c.access_key_id.clone(),
+                expiration: format_expiration(c.expiration),
+            }),
+            last_refresh: last_attempt
+                .map(|at| Attempt::new(at, last_error.map_or_else(|| Ok("ok".to_string()), Err))),
+            next_refresh: self.cache.due_at().map(format_expiration),
+            reloads: self.status.reloads(),
+            endpoints: self.endpoints.clone(),
+        })
     }
 }
 
@@ -204,6 +269,7 @@ mod tests {
 
     fn cert(days_total: i64, days_left: i64, now: OffsetDateTime) -> CertDates {
         CertDates {
+            subject: String::new(),
             serial: "1".into(),
             not_before: now - time::Duration::days(days_total - days_left),
             not_after: now + time::Duration::days(days_left),
@@ -219,6 +285,7 @@ mod tests {
         // A 4-day certificate: its last day (a quarter) only.
         assert!(assess(&cert(4, 2, now), None, now).expiring.is_none());
         let c = CertDates {
+            subject: String::new(),
             serial: "2".into(),
             not_before: now - time::Duration::hours(20),
             not_after: now + time::Duration::hours(4),

@@ -11,6 +11,7 @@ pub mod expiry;
 pub mod loader;
 pub mod notify;
 pub mod rotation;
+pub mod status;
 
 use std::fmt;
 use std::sync::Arc;
@@ -59,6 +60,11 @@ pub trait CredentialSource: Send + Sync + 'static {
     /// The dates of the certificate the credentials come from, when known (`/healthz`
     /// reports "degraded" near its expiry).
     fn certificate(&self) -> Option<expiry::CertDates> {
+        None
+    }
+
+    /// What `status` shows, when the source knows it (the agent's; not a bare cache).
+    fn status(&self, _now: OffsetDateTime) -> Option<status::AgentStatus> {
         None
     }
 }

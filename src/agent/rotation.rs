@@ -161,8 +161,19 @@ impl Rotation {
     }
 
     /// Loads the identity again (off the runtime, bounded) and switches to it when it
-    /// differs from the one in use. Errors leave the current identity in place.
+    /// differs from the one in use. Errors leave the current identity in place. Each reload
+    /// is counted for `status`.
     pub async fn reload(&self) -> Result<Outcome, ReloadError> {
+        let result = self.reload_files().await;
+        let recorded = match &result {
+            Ok(outcome) => Ok(*outcome == Outcome::Rotated),
+            Err(e) => Err(e.to_string()),
+        };
+        self.status.record_reload(self.clock.now(), recorded);
+        result
+    }
+
+    async fn reload_files(&self) -> Result<Outcome, ReloadError> {
         let fixed: Vec<String> = [
             &self.spec.identity.certificate,
             &self.spec.identity.private_key,

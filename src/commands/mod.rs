@@ -3,6 +3,7 @@
 
 mod credential_process;
 mod demo;
+mod doctor;
 pub(crate) mod emulate;
 mod healthcheck;
 #[cfg(feature = "keyring")]
@@ -11,6 +12,7 @@ mod read_certificate_data;
 mod serve;
 mod session_flags;
 mod sign_string;
+mod status;
 mod update;
 
 use std::sync::Arc;
@@ -38,6 +40,8 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
         }
         Command::Emulate(args) => Ok(emulate::run(args, shutdown_signal()).await?),
         Command::Demo(args) => demo::run(&args).await,
+        Command::Doctor(args) => doctor::run(&args, clock).await,
+        Command::Status(args) => status::run(&args),
     }
 }
 

@@ -58,6 +58,7 @@ pub async fn run(args: &ServeArgs, clock: Arc<dyn Clock>) -> Result<(), Error> {
         &prepared.identity.certificate,
     )));
     let settings = prepared.settings.clone();
+    let key_store = prepared.identity.signer.source();
     let client = SessionClient::new(&prepared.endpoint, clock.clone())?;
 
     // The first credentials come before any socket opens: a service that cannot get them
@@ -106,8 +107,17 @@ pub async fn run(args: &ServeArgs, clock: Arc<dyn Clock>) -> Result<(), Error> {
             let _ = rx.wait_for(|stop| *stop).await;
         }
     };
-    let source: Arc<dyn crate::agent::CredentialSource> =
-        Arc::new(expiry::WithIdentity::new(cache.clone(), status.clone()));
+    let source: Arc<dyn crate::agent::CredentialSource> = Arc::new(
+        expiry::WithIdentity::new(cache.clone(), status.clone()).with_details(
+            key_store,
+            listening(
+                local,
+                args.container_token_file.as_deref(),
+                socket_path.as_deref(),
+                metrics.as_ref().map(|(_, at)| at.as_str()),
+            ),
+        ),
+    );
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(cache.clone().run_refresher(stopped()));
     let reloads = spawn_identity_tasks(
@@ -281,6 +291,30 @@ async fn bind_metrics(addr: SocketAddr) -> Result<(tokio::net::TcpListener, Stri
         tracing::info!(%local, "serving /metrics on a non-loopback address (counts and timestamps only, no credentials)");
     }
     Ok((listener, authority(local)))
+}
+
+/// What the agent listens on, one line each, for `status`.
+fn listening(
+    tcp: SocketAddr,
+    token_file: Option<&std::path::Path>,
+    socket: Option<&std::path::Path>,
+    metrics: Option<&str>,
+) -> Vec<String> {
+    let host = authority(tcp);
+    let mut lines = vec![format!("imds http://{host}/")];
+    if let Some(path) = token_file {
+        lines.push(format!(
+            "container http://{host}/v1/credentials (token file {})",
+            path.display()
+        ));
+    }
+    if let Some(path) = socket {
+        lines.push(format!("socket {}", path.display()));
+    }
+    if let Some(at) = metrics {
+        lines.push(format!("metrics http://{at}/metrics"));
+    }
+    lines
 }
 
 fn authority(addr: SocketAddr) -> String {

@@ -130,7 +130,15 @@ where
 {
     let service = service_fn(move |req: Request<Incoming>| {
         let state = state.clone();
-        async move { Ok::<_, Infallible>(handle(req, &state).await) }
+        async move {
+            let mut response = handle(req, &state).await;
+            // The service's clock, not the system's: hyper would send the system time, and
+            // `--clock-offset` must show in the header clients read the time from.
+            if let Ok(date) = HeaderValue::from_str(&http_date(state.clock.now())) {
+                response.headers_mut().insert(hyper::header::DATE, date);
+            }
+            Ok::<_, Infallible>(response)
+        }
     });
     let mut builder = http1::Builder::new();
     builder
@@ -159,6 +167,16 @@ where
             () = &mut lifetime => return,
         }
     }
+}
+
+/// `Sun, 06 Nov 1994 08:49:37 GMT`: RFC 9110's IMF-fixdate.
+fn http_date(t: time::OffsetDateTime) -> String {
+    let format = time::macros::format_description!(
+        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
+    );
+    t.to_offset(time::UtcOffset::UTC)
+        .format(format)
+        .unwrap_or_default()
 }
 
 /// One request: the fail-first hook, routing, bounded body read, then the verifier.
@@ -396,4 +414,13 @@ fn error_response(status: u16, error: ErrorType, message: &str) -> Response<Body
         HeaderValue::from_static(error.as_str()),
     );
     response
+}
+
+#[cfg(test)]
+mod date_tests {
+    #[test]
+    fn the_date_header_is_an_imf_fixdate() {
+        let t = time::macros::datetime!(1994-11-06 08:49:37 UTC);
+        assert_eq!(super::http_date(t), "Sun, 06 Nov 1994 08:49:37 GMT");
+    }
 }

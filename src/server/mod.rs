@@ -8,7 +8,7 @@
 //!     (only when [`ServerConfig::container_token_file`] is set);
 //!   - `GET /healthz` for container probes (no secrets, no token);
 //! - on a unix socket ([`serve_unix`], [`bind_unix`]): `GET /v1/process-credentials` for this
-//!   agent's own `credential-process` clients, and `/healthz`.
+//!   agent's own `credential-process` clients, `GET /v1/status` for `status`, and `/healthz`.
 //!
 //! This module owns:
 //! - the public API below ([`ServerConfig`], [`Limits`], [`UnixConfig`], [`router`],

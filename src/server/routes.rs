@@ -549,7 +549,7 @@ impl Handler for Endpoints {
 }
 
 /// The unix socket endpoints: `GET /v1/process-credentials` for the `credential-process`
-/// client of this same agent, and `/healthz`.
+/// client of this same agent, `GET /v1/status` for `status`, and `/healthz`.
 pub(crate) struct UnixEndpoints {
     source: Arc<dyn CredentialSource>,
     identity_key: IdentityKey,
@@ -614,6 +614,20 @@ impl Handler for UnixEndpoints {
                 }
                 "/healthz" if *method != Method::GET => method_not_allowed(path, Method::GET),
                 "/healthz" => health(this.source.as_ref(), &this.rendered, &this.ctx()),
+                // `status`: what the agent holds, for people; nothing secret in it, so it
+                // needs no identity key (the socket is this user's already).
+                "/v1/status" if *method != Method::GET => method_not_allowed(path, Method::GET),
+                "/v1/status" => match this.source.status(OffsetDateTime::now_utc()) {
+                    Some(status) => match serde_json::to_value(&status) {
+                        Ok(value) => json_value(StatusCode::OK, &value),
+                        Err(_) => json_error(
+                            StatusCode::INTERNAL_SERVER_ERROR,
+                            "InternalError",
+                            "the status could not be rendered",
+                        ),
+                    },
+                    None => not_found(path),
+                },
                 _ => not_found(path),
             }
         };

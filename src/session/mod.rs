@@ -22,7 +22,7 @@ use crate::signing::UnsignedRequest;
 
 mod material;
 pub mod prepare;
-mod tls;
+pub mod tls;
 
 // Fuzz targets only (fuzz/); not an API.
 #[doc(hidden)]

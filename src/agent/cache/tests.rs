@@ -430,3 +430,22 @@ async fn each_clock_bounds_freshness_and_validity_on_its_own() {
         }
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_last_attempt_and_its_error_are_remembered_for_status() {
+    let f = fixture(HOUR, Duration::ZERO, RefreshPolicy::default());
+    assert_eq!(f.cache.last_attempt(), (None, None));
+    f.cache.refresh().await.unwrap();
+    let ok_at = f.clock.now();
+    assert_eq!(f.cache.last_attempt(), (Some(ok_at), None));
+    tokio::time::advance(MIN).await;
+    f.fail.store(true, Ordering::SeqCst);
+    assert!(f.cache.refresh().await.is_err());
+    let (at, error) = f.cache.last_attempt();
+    assert_eq!(at, Some(ok_at + time::Duration::minutes(1)));
+    assert!(error.unwrap().contains("ServiceUnavailable (503)"));
+    // A success clears the error again.
+    f.fail.store(false, Ordering::SeqCst);
+    f.cache.refresh().await.unwrap();
+    assert_eq!(f.cache.last_attempt().1, None);
+}
