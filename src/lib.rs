@@ -33,6 +33,7 @@ pub mod error;
 pub mod files;
 pub mod identity;
 pub mod metrics;
+pub mod percent;
 pub mod pki;
 pub mod private_dir;
 pub mod server;

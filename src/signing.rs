@@ -5,8 +5,6 @@
 //! Nothing here touches a key, a clock or the network, so every function is pinned by the
 //! golden vectors in `tests/data/vectors`.
 
-use std::fmt::Write as _;
-
 use aws_lc_rs::digest;
 use time::OffsetDateTime;
 
@@ -67,16 +65,7 @@ pub fn credential_scope(amz_date: &str, region: &str) -> String {
 
 /// Percent-encodes everything but the unreserved set `A-Z a-z 0-9 - _ . ~`, upper-case hex.
 pub fn uri_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(char::from(b));
-        } else {
-            // Writing to a String cannot fail.
-            let _ = write!(out, "%{b:02X}");
-        }
-    }
-    out
+    crate::percent::encode(s.as_bytes())
 }
 
 /// The canonical query: each name and value encoded, then sorted by encoded name and,

@@ -730,32 +730,10 @@ pub(crate) fn decode_query(raw: &str) -> Result<Vec<(String, String)>, String> {
 }
 
 fn percent_decode(s: &str) -> Result<String, String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' => {
-                let hex = bytes
-                    .get(i + 1..i + 3)
-                    .and_then(|h| std::str::from_utf8(h).ok());
-                let byte = hex.and_then(|h| u8::from_str_radix(h, 16).ok());
-                match byte {
-                    Some(b) => out.push(b),
-                    None => {
-                        return Err(format!(
-                            "The query string has an invalid percent-encoding in '{s}'"
-                        ));
-                    }
-                }
-                i += 2;
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8(out).map_err(|_| format!("The query string parameter '{s}' is not UTF-8"))
+    // `+` is a space in a form-encoded query; a literal plus arrives as `%2B`.
+    let bytes = crate::percent::decode(&s.replace('+', " "))
+        .map_err(|_| format!("The query string has an invalid percent-encoding in '{s}'"))?;
+    String::from_utf8(bytes).map_err(|_| format!("The query string parameter '{s}' is not UTF-8"))
 }
 
 /// Lower-case hex of a DER serial without its sign-padding zero: the session name the
@@ -908,6 +886,15 @@ mod tests {
         assert!(decode_query("a=%G1").is_err());
         assert!(decode_query("a=%4").is_err());
         assert!(decode_query("a=%FF").is_err());
+        // SigV4's canonical query escapes are `%` and two hex digits: a sign is neither
+        // (`%+1` once decoded as 0x01), and a lone or final `%` is malformed.
+        for bad in ["a=%+1", "a=%+F", "%+1=b", "a=%-1", "a=%1", "a=%", "a=%zz"] {
+            assert!(decode_query(bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            decode_query("a=%41").unwrap(),
+            vec![("a".into(), "A".into())]
+        );
     }
 
     #[test]
