@@ -8,7 +8,7 @@ use std::path::Path;
 /// Lowest first. A module not listed fails the check: place it when adding it.
 const LAYERS: &[&[&str]] = &[
     // Leaf helpers: depend on nothing here.
-    &["der", "files", "percent"],
+    &["der", "files", "percent", "timefmt"],
     // Helpers built on those.
     &[
         "chain",

@@ -40,6 +40,7 @@ pub mod server;
 pub mod session;
 pub mod signer;
 pub mod signing;
+pub mod timefmt;
 
 #[cfg(test)]
 mod layers;

@@ -44,18 +44,7 @@ impl Algorithm {
 }
 
 /// `YYYYMMDDTHHMMSSZ`, the `X-Amz-Date` form.
-pub fn amz_date(at: OffsetDateTime) -> String {
-    let t = at.to_offset(time::UtcOffset::UTC);
-    format!(
-        "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    )
-}
+pub use crate::timefmt::amz_date;
 
 /// `YYYYMMDD/{region}/rolesanywhere/aws4_request`, taking the date from an `X-Amz-Date`.
 pub fn credential_scope(amz_date: &str, region: &str) -> String {

@@ -297,7 +297,7 @@ async fn handle(req: Request<Incoming>, state: &State) -> Response<Body> {
             let mut body = response::session_body(&accepted, now, state.credential_lifetime);
             if let Some(at) = state.answer_expiration {
                 body["credentialSet"][0]["credentials"]["expiration"] =
-                    serde_json::Value::String(response::rfc3339_seconds(at));
+                    serde_json::Value::String(crate::timefmt::iso8601(at));
             }
             json_response(201, &body)
         }
