@@ -67,6 +67,16 @@ pub fn rsa_public_key(modulus: &[u8], exponent: &[u8]) -> Vec<u8> {
     sequence(&[&unsigned_integer(modulus), &unsigned_integer(exponent)])
 }
 
+/// The size in bits of an unsigned big-endian integer (an RSA modulus), leading zero bytes
+/// (DER's sign padding) ignored; 0 for zero.
+pub fn bit_length(value: &[u8]) -> usize {
+    let start = value.iter().position(|b| *b != 0).unwrap_or(value.len());
+    match value.get(start..) {
+        Some([first, rest @ ..]) => rest.len() * 8 + (8 - first.leading_zeros() as usize),
+        _ => 0,
+    }
+}
+
 /// Reads one DER TLV: the tag, the contents and what follows. `None` when it is malformed
 /// or its length (at most three length bytes) runs past the input.
 pub fn read_tlv(data: &[u8]) -> Option<(u8, &[u8], &[u8])> {
@@ -135,6 +145,16 @@ mod tests {
         assert!(ecdsa_raw_to_der(&[1, 2, 3]).is_none());
         assert!(ecdsa_raw_to_der(&[]).is_none());
         assert!(ecdsa_raw_to_der(&[1; 134]).is_none());
+    }
+
+    #[test]
+    fn bit_length_ignores_leading_zeros_and_counts_partial_bytes() {
+        assert_eq!(bit_length(&[0x00, 0x80, 0x00]), 16);
+        assert_eq!(bit_length(&[0x01, 0x00]), 9);
+        assert_eq!(bit_length(&[0x00, 0x00, 0x01]), 1);
+        assert_eq!(bit_length(&[0xff; 256]), 2048);
+        assert_eq!(bit_length(&[0x00, 0x00]), 0);
+        assert_eq!(bit_length(&[]), 0);
     }
 
     #[test]

@@ -53,36 +53,12 @@ struct Tlv<'a> {
     value: &'a [u8],
 }
 
-/// Reads one TLV from the front of `data`; returns it and the rest. Only the definite,
-/// minimal-enough lengths DER allows (up to 4 length bytes).
+/// Reads one TLV from the front of `data` ([`crate::der::read_tlv`]); returns it and the
+/// rest, or an error naming what was being read.
 fn read_tlv<'a>(data: &'a [u8], what: &str) -> Result<(Tlv<'a>, &'a [u8]), KeyFileError> {
-    let err = || KeyFileError::Invalid(format!("truncated or malformed {what}"));
-    let (&tag, rest) = data.split_first().ok_or_else(err)?;
-    let (&first, mut rest) = rest.split_first().ok_or_else(err)?;
-    let len = if first < 0x80 {
-        usize::from(first)
-    } else {
-        let n = usize::from(first & 0x7F);
-        if n == 0 || n > 4 || rest.len() < n {
-            return Err(err());
-        }
-        let mut len = 0usize;
-        for b in &rest[..n] {
-            len = (len << 8) | usize::from(*b);
-        }
-        rest = &rest[n..];
-        len
-    };
-    if rest.len() < len {
-        return Err(err());
-    }
-    Ok((
-        Tlv {
-            tag,
-            value: &rest[..len],
-        },
-        &rest[len..],
-    ))
+    let (tag, value, rest) = crate::der::read_tlv(data)
+        .ok_or_else(|| KeyFileError::Invalid(format!("truncated or malformed {what}")))?;
+    Ok((Tlv { tag, value }, rest))
 }
 
 /// Parses the DER of a `TSS2 PRIVATE KEY` block.

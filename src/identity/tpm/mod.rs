@@ -518,7 +518,7 @@ impl TpmKey {
                 }
                 let first = modulus.iter().position(|b| *b != 0).unwrap_or(0);
                 let modulus = &modulus[first..];
-                let bits = modulus.len() * 8 - modulus[0].leading_zeros() as usize;
+                let bits = crate::der::bit_length(modulus);
                 key.kind = KeyKind::Rsa { bits };
                 key.public_key = keyfile::rsa_public_key_der(modulus, *exponent);
             }
