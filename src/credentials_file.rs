@@ -14,7 +14,7 @@
 use std::borrow::Cow;
 use std::ffi::OsString;
 use std::fs;
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 
 use secrecy::ExposeSecret;
@@ -215,18 +215,16 @@ pub fn update_profile(
     }
     let target = resolve_symlinks(path)?;
     let dir = parent_dir(&target);
-    if !dir.exists() {
-        create_private_dir(dir).map_err(|source| CredentialsFileError::CreateDir {
-            path: dir.to_path_buf(),
-            source,
-        })?;
-    }
+    crate::files::create_private_dir(dir).map_err(|source| CredentialsFileError::CreateDir {
+        path: dir.to_path_buf(),
+        source,
+    })?;
     // Held until the new file is in place: another writer's read-modify-write must not
     // start from the file we are about to replace.
     let _lock = lock_beside(&target)?;
     let (existing, old_mode) = read_existing(&target)?;
     let rendered = render(&existing, profile, creds);
-    write_private_atomically(&target, rendered.as_bytes()).map_err(|source| {
+    crate::files::write_atomically(&target, rendered.as_bytes(), 0o600).map_err(|source| {
         CredentialsFileError::Write {
             path: target.clone(),
             source,
@@ -870,98 +868,6 @@ fn file_mode(_path: &Path) -> io::Result<Option<u32>> {
     Ok(None)
 }
 
-/// Creates `dir` and any missing parents, private to the user.
-pub(crate) fn create_private_dir(dir: &Path) -> io::Result<()> {
-    let mut builder = fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::DirBuilderExt;
-        builder.mode(0o700);
-    }
-    builder.create(dir)
-}
-
-/// Replaces `target` with a 0600 file holding `data`, so that readers see either the old
-/// file or the new one, never a partial write: a temporary file with a random name in the
-/// same directory (created exclusively, 0600), fsync, rename over `target`, fsync the
-/// directory so the rename itself survives a crash.
-pub(crate) fn write_private_atomically(target: &Path, data: &[u8]) -> io::Result<()> {
-    let dir = parent_dir(target);
-    let name = target.file_name().ok_or_else(|| {
-        io::Error::new(io::ErrorKind::InvalidInput, "the path does not name a file")
-    })?;
-    let (temp, mut file) = create_temp(dir, name)?;
-    let written = (|| {
-        file.write_all(data)?;
-        file.sync_all()?;
-        drop(file);
-        fs::rename(&temp, target)
-    })();
-    if let Err(e) = written {
-        let _ = fs::remove_file(&temp);
-        return Err(e);
-    }
-    sync_dir(dir)
-}
-
-fn create_temp(dir: &Path, name: &std::ffi::OsStr) -> io::Result<(PathBuf, fs::File)> {
-    let mut attempts = 0;
-    loop {
-        let mut random = [0u8; 8];
-        aws_lc_rs::rand::fill(&mut random).map_err(|_| io::Error::other("no randomness"))?;
-        let mut temp_name = OsString::from(".");
-        temp_name.push(name);
-        temp_name.push(format!(".{}.tmp", hex::encode(random)));
-        let temp = dir.join(temp_name);
-        let mut options = fs::OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            options.mode(0o600);
-        }
-        match options.open(&temp) {
-            Ok(file) => {
-                // The umask can only narrow the mode; make it exactly 0600 all the same.
-                #[cfg(unix)]
-                {
-                    use std::os::unix::fs::PermissionsExt;
-                    if let Err(e) = file.set_permissions(fs::Permissions::from_mode(0o600)) {
-                        drop(file);
-                        let _ = fs::remove_file(&temp);
-                        return Err(e);
-                    }
-                }
-                return Ok((temp, file));
-            }
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && attempts < 8 => attempts += 1,
-            Err(e) => return Err(e),
-        }
-    }
-}
-
-#[cfg(unix)]
-fn sync_dir(dir: &Path) -> io::Result<()> {
-    match fs::File::open(dir).and_then(|d| d.sync_all()) {
-        // Some file systems cannot fsync a directory; the rename is done regardless.
-        Err(e)
-            if matches!(
-                e.kind(),
-                io::ErrorKind::InvalidInput | io::ErrorKind::Unsupported
-            ) =>
-        {
-            Ok(())
-        }
-        other => other,
-    }
-}
-
-#[cfg(not(unix))]
-fn sync_dir(_dir: &Path) -> io::Result<()> {
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1304,19 +1210,5 @@ mod tests {
         std::os::unix::fs::symlink(&a, &b).unwrap();
         let err = update_profile(&a, "default", &creds()).unwrap_err();
         assert!(matches!(err, CredentialsFileError::SymlinkLoop { .. }));
-    }
-
-    #[test]
-    fn atomic_writes_replace_and_leave_no_temp_files() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("f");
-        write_private_atomically(&path, b"one").unwrap();
-        write_private_atomically(&path, b"two").unwrap();
-        assert_eq!(fs::read(&path).unwrap(), b"two");
-        let names: Vec<_> = fs::read_dir(dir.path())
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
-        assert_eq!(names, vec![OsString::from("f")]);
     }
 }
