@@ -33,12 +33,33 @@ const LAYERS: &[&[&str]] = &[
     &["commands"],
 ];
 
+/// The same rule inside a module whose submodules depend on one another: each submodule may
+/// name (`super::x`, `crate::PARENT::x`) only submodules of a lower layer. Items of the
+/// parent module itself (`super::Item`) are below every submodule.
+const SUBLAYERS: &[(&str, &[&[&str]])] = &[(
+    "agent",
+    &[
+        // The cache and its `Loader` trait; the client of a running agent; readiness.
+        &["cache", "client", "notify"],
+        // The CreateSession loader and the expiry watch, on top of the cache.
+        &["expiry", "loader"],
+        // Follows renewals and swaps the loader's identity: it drives the loader, so the
+        // loader reaches it only through its `BeforeSession` trait.
+        &["rotation"],
+    ],
+)];
+
 fn layer_of(module: &str) -> Option<usize> {
     LAYERS.iter().position(|layer| layer.contains(&module))
 }
 
 /// The `crate::NAME` modules `text` names outside comments and its trailing test module.
 fn names(text: &str) -> Vec<String> {
+    names_after(text, "crate::")
+}
+
+/// The names that follow `prefix` in `text`, outside comments and its trailing test module.
+fn names_after(text: &str, prefix: &str) -> Vec<String> {
     let mut found = Vec::new();
     let mut lines = text.lines().peekable();
     while let Some(line) = lines.next() {
@@ -53,14 +74,20 @@ fn names(text: &str) -> Vec<String> {
         if line.starts_with("//") {
             continue;
         }
-        let mut rest = line;
-        while let Some(at) = rest.find("crate::") {
-            rest = &rest[at + "crate::".len()..];
-            let name: String = rest
+        let mut from = 0;
+        while let Some(at) = line[from..].find(prefix).map(|at| from + at) {
+            from = at + prefix.len();
+            // `super::super::x` is not `super::x`, nor `a::crate::x` a crate path.
+            let before = &line[..at];
+            if before.ends_with("::") || before.ends_with(|c: char| c.is_alphanumeric() || c == '_')
+            {
+                continue;
+            }
+            let name: String = line[from..]
                 .chars()
                 .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
                 .collect();
-            if !name.is_empty() {
+            if !name.is_empty() && name != "super" {
                 found.push(name);
             }
         }
@@ -120,6 +147,77 @@ fn no_module_names_one_of_its_own_layer_or_above() {
     }
     let wrong: Vec<_> = wrong.into_keys().collect();
     assert!(wrong.is_empty(), "layering broken:\n{}", wrong.join("\n"));
+}
+
+/// Every `(from, to, file)` edge between the submodules of `src/PARENT`.
+fn sub_edges(src: &Path, parent: &str) -> Vec<(String, String, String)> {
+    let dir = src.join(parent);
+    let mut out = Vec::new();
+    let mut pending = vec![dir.clone()];
+    while let Some(at) = pending.pop() {
+        for entry in std::fs::read_dir(&at).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                pending.push(path);
+                continue;
+            }
+            let rel = path.strip_prefix(&dir).unwrap();
+            if path.extension().is_none_or(|e| e != "rs")
+                || rel == Path::new("mod.rs")
+                || rel.ends_with("tests.rs")
+            {
+                continue;
+            }
+            let sub = rel
+                .components()
+                .next()
+                .unwrap()
+                .as_os_str()
+                .to_string_lossy()
+                .trim_end_matches(".rs")
+                .to_string();
+            // `super::` from `agent/x.rs` is the parent; from `agent/x/y.rs` it is `x`.
+            let depth = rel.components().count();
+            let text = std::fs::read_to_string(&path).unwrap();
+            let mut found = names_after(&text, &"super::".repeat(depth));
+            found.extend(names_after(&text, &format!("crate::{parent}::")));
+            for name in found {
+                let is_sub = dir.join(format!("{name}.rs")).exists() || dir.join(&name).is_dir();
+                if is_sub && name != sub {
+                    out.push((sub.clone(), name, format!("{parent}/{}", rel.display())));
+                }
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn no_submodule_names_one_of_its_own_layer_or_above() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut wrong = Vec::new();
+    for (parent, layers) in SUBLAYERS {
+        let layer_of = |m: &str| layers.iter().position(|l| l.contains(&m));
+        for (from, to, file) in sub_edges(&src, parent) {
+            match (layer_of(&from), layer_of(&to)) {
+                (Some(a), Some(b)) if b < a => {}
+                (None, _) | (_, None) => wrong.push(format!(
+                    "{parent}::{from} or {parent}::{to} is in no layer of SUBLAYERS ({file})"
+                )),
+                _ => wrong.push(format!("{parent}::{from} uses {parent}::{to} ({file})")),
+            }
+        }
+    }
+    wrong.sort();
+    wrong.dedup();
+    assert!(wrong.is_empty(), "layering broken:\n{}", wrong.join("\n"));
+}
+
+#[test]
+fn the_submodule_scanner_tells_siblings_from_the_parent() {
+    let text = "use super::cache::X;\nuse super::super::metrics;\nuse super::Item;\n";
+    assert_eq!(names_after(text, "super::"), vec!["cache", "Item"]);
+    assert_eq!(names_after(text, "super::super::"), vec!["metrics"]);
 }
 
 #[test]
