@@ -12,7 +12,7 @@ const BASE64_CHARS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwx
 
 fn random_from(alphabet: &[u8], len: usize) -> String {
     (0..len)
-        .map(|_| char::from(alphabet[fastrand::usize(..alphabet.len())]))
+        .filter_map(|_| fastrand::choice(alphabet).copied().map(char::from))
         .collect()
 }
 

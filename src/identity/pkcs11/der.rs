@@ -24,12 +24,7 @@ pub fn ec_kind(params: &[u8]) -> Result<KeyKind, String> {
 
 /// Whether two unsigned big-endian integers are equal, whatever their leading zero bytes.
 pub fn same_unsigned(a: &[u8], b: &[u8]) -> bool {
-    strip_zeros(a) == strip_zeros(b)
-}
-
-fn strip_zeros(value: &[u8]) -> &[u8] {
-    let start = value.iter().position(|b| *b != 0).unwrap_or(value.len());
-    &value[start..]
+    crate::der::strip_leading_zeros(a) == crate::der::strip_leading_zeros(b)
 }
 
 /// PKCS#1 `RSAPublicKey`, DER, from the token's CKA_MODULUS and CKA_PUBLIC_EXPONENT.
