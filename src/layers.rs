@@ -95,31 +95,41 @@ fn names_after(text: &str, prefix: &str) -> Vec<String> {
     found
 }
 
-/// Every `(from, to, file)` edge of the source tree under `src`.
-fn edges(src: &Path) -> Vec<(String, String, String)> {
-    fn walk(dir: &Path, files: &mut Vec<std::path::PathBuf>) {
-        for entry in std::fs::read_dir(dir).unwrap() {
+/// Every `.rs` file under `dir`.
+fn rust_files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(at) = pending.pop() {
+        for entry in std::fs::read_dir(&at).unwrap() {
             let path = entry.unwrap().path();
             if path.is_dir() {
-                walk(&path, files);
+                pending.push(path);
             } else if path.extension().is_some_and(|e| e == "rs") {
                 files.push(path);
             }
         }
     }
-    let mut files = Vec::new();
-    walk(src, &mut files);
+    files
+}
+
+/// The module a file belongs to: the first component of its path relative to its parent
+/// module's directory (`agent/cache.rs` and `agent/cache/tests.rs` are both `cache`).
+fn module_of(rel: &Path) -> String {
+    rel.components()
+        .next()
+        .unwrap()
+        .as_os_str()
+        .to_string_lossy()
+        .trim_end_matches(".rs")
+        .to_string()
+}
+
+/// Every `(from, to, file)` edge of the source tree under `src`.
+fn edges(src: &Path) -> Vec<(String, String, String)> {
     let mut out = Vec::new();
-    for file in files {
+    for file in rust_files(src) {
         let rel = file.strip_prefix(src).unwrap();
-        let top = rel
-            .components()
-            .next()
-            .unwrap()
-            .as_os_str()
-            .to_string_lossy()
-            .trim_end_matches(".rs")
-            .to_string();
+        let top = module_of(rel);
         if top == "main" || top == "lib" || top == "layers" || rel.ends_with("tests.rs") {
             continue;
         }
@@ -153,39 +163,21 @@ fn no_module_names_one_of_its_own_layer_or_above() {
 fn sub_edges(src: &Path, parent: &str) -> Vec<(String, String, String)> {
     let dir = src.join(parent);
     let mut out = Vec::new();
-    let mut pending = vec![dir.clone()];
-    while let Some(at) = pending.pop() {
-        for entry in std::fs::read_dir(&at).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                pending.push(path);
-                continue;
-            }
-            let rel = path.strip_prefix(&dir).unwrap();
-            if path.extension().is_none_or(|e| e != "rs")
-                || rel == Path::new("mod.rs")
-                || rel.ends_with("tests.rs")
-            {
-                continue;
-            }
-            let sub = rel
-                .components()
-                .next()
-                .unwrap()
-                .as_os_str()
-                .to_string_lossy()
-                .trim_end_matches(".rs")
-                .to_string();
-            // `super::` from `agent/x.rs` is the parent; from `agent/x/y.rs` it is `x`.
-            let depth = rel.components().count();
-            let text = std::fs::read_to_string(&path).unwrap();
-            let mut found = names_after(&text, &"super::".repeat(depth));
-            found.extend(names_after(&text, &format!("crate::{parent}::")));
-            for name in found {
-                let is_sub = dir.join(format!("{name}.rs")).exists() || dir.join(&name).is_dir();
-                if is_sub && name != sub {
-                    out.push((sub.clone(), name, format!("{parent}/{}", rel.display())));
-                }
+    for path in rust_files(&dir) {
+        let rel = path.strip_prefix(&dir).unwrap();
+        if rel == Path::new("mod.rs") || rel.ends_with("tests.rs") {
+            continue;
+        }
+        let sub = module_of(rel);
+        // `super::` from `agent/x.rs` is the parent; from `agent/x/y.rs` it is `x`.
+        let depth = rel.components().count();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let mut found = names_after(&text, &"super::".repeat(depth));
+        found.extend(names_after(&text, &format!("crate::{parent}::")));
+        for name in found {
+            let is_sub = dir.join(format!("{name}.rs")).exists() || dir.join(&name).is_dir();
+            if is_sub && name != sub {
+                out.push((sub.clone(), name, format!("{parent}/{}", rel.display())));
             }
         }
     }
