@@ -54,7 +54,14 @@ pub enum Command {
     #[command(after_help = EXIT_CODES)]
     SignString(SignStringArgs),
     /// Print the certificate's key type, DER and serial as JSON
-    #[command(after_help = EXIT_CODES)]
+    #[command(
+        after_help = EXIT_CODES,
+        // The shared flag, with what this command does with it: no PKCS#12 (there is no
+        // key to read), and a PKCS#11 URI lists the token's certificates.
+        mut_arg("certificate", |a| a.help(
+            "Certificate file (PEM or DER), or a PKCS#11 URI (lists the token's certificates)"
+        ))
+    )]
     ReadCertificateData(ReadCertificateArgs),
     /// Exit 0 when a running agent holds valid credentials (for container probes)
     Healthcheck(HealthcheckArgs),
@@ -73,29 +80,55 @@ pub enum Command {
     Status(StatusArgs),
 }
 
+/// Where the certificate is: the part of the identity flags `read-certificate-data` takes
+/// too (it reads a certificate but no key).
+#[derive(Args, Debug, Clone, Default)]
+pub struct CertificateArgs {
+    /// Certificate file (PEM, DER, or a PKCS#12 bundle holding the key too), or a PKCS#11 URI
+    #[arg(long, value_name = "PATH")]
+    pub certificate: Option<String>,
+    /// Certificate selector for certificate stores and PKCS#11 (Key=...,Value=... or file://sel.json)
+    #[arg(long, value_name = "SELECTOR")]
+    pub cert_selector: Option<String>,
+    /// PKCS#11 module
+    #[arg(long, value_name = "PATH")]
+    pub pkcs11_lib: Option<String>,
+}
+
+/// `--system-store-name`: accepted wherever the Go helper accepts it, and ignored (it names
+/// a Windows certificate store).
+#[derive(Args, Debug, Clone)]
+pub struct SystemStoreArgs {
+    /// Windows system store name (ignored elsewhere, as in the Go helper)
+    #[arg(long, value_name = "NAME", default_value = "MY")]
+    pub system_store_name: String,
+}
+
+impl Default for SystemStoreArgs {
+    /// The flag's default, so that arguments built in code match parsed ones.
+    fn default() -> Self {
+        SystemStoreArgs {
+            system_store_name: "MY".into(),
+        }
+    }
+}
+
 /// Where the identity lives: the certificate, its key and chain, and the key stores' flags.
 /// Flattened into every command that takes a key; [`IdentityArgs::spec`] is the one
 /// conversion to what the loaders take.
 #[derive(Args, Debug, Clone, Default)]
 pub struct IdentityArgs {
-    /// Certificate file (PEM, DER, or a PKCS#12 bundle holding the key too), or a PKCS#11 URI
-    #[arg(long, value_name = "PATH")]
-    pub certificate: Option<String>,
+    #[command(flatten)]
+    pub cert: CertificateArgs,
     /// Private key file (PKCS#8, PKCS#1, SEC1 or encrypted PKCS#8), or a PKCS#11 URI, TPM handle or keyring entry
     #[arg(long, value_name = "PATH")]
     pub private_key: Option<String>,
     /// PEM bundle of intermediate CA certificates, sent as X-Amz-X509-Chain
     #[arg(long, value_name = "PATH")]
     pub intermediates: Option<String>,
-    /// Certificate selector for certificate stores and PKCS#11 (Key=...,Value=... or file://sel.json)
-    #[arg(long, value_name = "SELECTOR")]
-    pub cert_selector: Option<String>,
     /// Among matching certificates, use the one that expires last
     #[arg(long)]
     pub use_latest_expiring_certificate: bool,
-    /// PKCS#11 module
-    #[arg(long, value_name = "PATH")]
-    pub pkcs11_lib: Option<String>,
     /// Reuse the PKCS#11 user PIN for context-specific login
     #[arg(long)]
     pub reuse_pin: bool,
@@ -114,13 +147,13 @@ impl IdentityArgs {
     /// The identity flags, as the loaders take them.
     pub fn spec(&self) -> IdentitySpec {
         IdentitySpec {
-            certificate: self.certificate.clone(),
+            certificate: self.cert.certificate.clone(),
             private_key: self.private_key.clone(),
             intermediates: self.intermediates.clone(),
             pkcs8_password: self.pkcs8_password.clone(),
-            pkcs11_lib: self.pkcs11_lib.clone(),
+            pkcs11_lib: self.cert.pkcs11_lib.clone(),
             reuse_pin: self.reuse_pin,
-            cert_selector: self.cert_selector.clone(),
+            cert_selector: self.cert.cert_selector.clone(),
             use_latest_expiring_certificate: self.use_latest_expiring_certificate,
             tpm_key_password: self.tpm_key_password.clone(),
             no_tpm_key_password: self.no_tpm_key_password,
@@ -168,9 +201,8 @@ pub struct CredentialArgs {
     /// Role session name
     #[arg(long, value_name = "NAME")]
     pub role_session_name: Option<String>,
-    /// Windows system store name (ignored elsewhere, as in the Go helper)
-    #[arg(long, value_name = "NAME", default_value = "MY")]
-    pub system_store_name: String,
+    #[command(flatten)]
+    pub system_store: SystemStoreArgs,
     /// Extra PEM bundle of CAs to trust for the endpoint (besides the system roots and AWS_CA_BUNDLE)
     #[arg(long, value_name = "PATH")]
     pub ca_bundle: Option<String>,
@@ -301,20 +333,13 @@ pub struct SignStringArgs {
     pub debug: bool,
 }
 
+/// `read-certificate-data`: the certificate flags of the identity, no key.
 #[derive(Args, Debug, Clone)]
 pub struct ReadCertificateArgs {
-    /// Certificate file (PEM or DER), or a PKCS#11 URI (lists the token's certificates)
-    #[arg(long, value_name = "PATH")]
-    pub certificate: Option<String>,
-    /// Certificate selector for certificate stores and PKCS#11 (Key=...,Value=... or file://sel.json)
-    #[arg(long, value_name = "SELECTOR")]
-    pub cert_selector: Option<String>,
-    /// Windows system store name (ignored elsewhere, as in the Go helper)
-    #[arg(long, value_name = "NAME", default_value = "MY")]
-    pub system_store_name: String,
-    /// PKCS#11 module
-    #[arg(long, value_name = "PATH")]
-    pub pkcs11_lib: Option<String>,
+    #[command(flatten)]
+    pub cert: CertificateArgs,
+    #[command(flatten)]
+    pub system_store: SystemStoreArgs,
     /// Print debug output on stderr
     #[arg(long)]
     pub debug: bool,
@@ -411,6 +436,82 @@ mod tests {
         for name in ["serve", "update", "sign-string", "doctor"] {
             assert_eq!(longs(name), all, "{name}");
         }
+    }
+
+    /// `read-certificate-data` takes the certificate part of the identity flags and
+    /// `--system-store-name`, from the same declarations as the credential commands, and
+    /// nothing else (the Go helper's surface).
+    #[test]
+    fn read_certificate_data_shares_the_certificate_flags() {
+        let cli = <Cli as clap::CommandFactory>::command();
+        let longs = |name: &str| -> Vec<String> {
+            let mut v: Vec<String> = cli
+                .find_subcommand(name)
+                .unwrap()
+                .get_arguments()
+                .filter_map(|a| a.get_long().map(str::to_string))
+                .collect();
+            v.sort();
+            v
+        };
+        assert_eq!(
+            longs("read-certificate-data"),
+            [
+                "cert-selector",
+                "certificate",
+                "debug",
+                "pkcs11-lib",
+                "system-store-name"
+            ]
+        );
+        for name in ["credential-process", "serve", "update"] {
+            assert!(
+                longs(name).contains(&"system-store-name".to_string()),
+                "{name}"
+            );
+        }
+        assert!(!longs("sign-string").contains(&"system-store-name".to_string()));
+        for args in [
+            vec!["x", "read-certificate-data"],
+            vec!["x", "credential-process"],
+        ] {
+            let parsed = Cli::try_parse_from(args).unwrap();
+            let store = match parsed.command {
+                Command::ReadCertificateData(a) => a.system_store,
+                Command::CredentialProcess(a) => a.creds.system_store,
+                _ => unreachable!(),
+            };
+            assert_eq!(store.system_store_name, "MY");
+        }
+        assert_eq!(
+            SystemStoreArgs::default().system_store_name,
+            "MY",
+            "built in code as parsed"
+        );
+        let parsed = Cli::try_parse_from([
+            "x",
+            "read-certificate-data",
+            "--certificate",
+            "c.pem",
+            "--pkcs11-lib",
+            "/lib.so",
+        ])
+        .unwrap();
+        let Command::ReadCertificateData(args) = parsed.command else {
+            panic!("parsed another command");
+        };
+        assert_eq!(args.cert.certificate.as_deref(), Some("c.pem"));
+        assert_eq!(args.cert.pkcs11_lib.as_deref(), Some("/lib.so"));
+        // Its own words for --certificate: no PKCS#12 there.
+        let help = cli
+            .find_subcommand("read-certificate-data")
+            .unwrap()
+            .get_arguments()
+            .find(|a| a.get_long() == Some("certificate"))
+            .and_then(|a| a.get_help())
+            .unwrap()
+            .to_string();
+        assert!(help.contains("lists the token's certificates"), "{help}");
     }
 
     #[test]

@@ -33,18 +33,7 @@ impl fmt::Debug for Credentials {
 }
 
 /// `YYYY-MM-DDTHH:MM:SSZ`: the one form every SDK parses (no fraction, no `+00:00`).
-pub fn format_expiration(t: OffsetDateTime) -> String {
-    let t = t.to_offset(time::UtcOffset::UTC);
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    )
-}
+pub use crate::timefmt::iso8601 as format_expiration;
 
 #[derive(Serialize)]
 #[serde(rename_all = "PascalCase")]
@@ -119,11 +108,5 @@ mod tests {
             assert!(!text.contains("IQoJb3JpZ2lu"), "{text}");
             assert!(text.contains("ASIAEXAMPLE"));
         }
-    }
-
-    #[test]
-    fn expiration_has_no_fraction_and_ends_in_z() {
-        let t = time::macros::datetime!(2026-01-02 03:04:05.999 +02:00);
-        assert_eq!(format_expiration(t), "2026-01-02T01:04:05Z");
     }
 }

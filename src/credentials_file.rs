@@ -14,7 +14,7 @@
 use std::borrow::Cow;
 use std::ffi::OsString;
 use std::fs;
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 
 use secrecy::ExposeSecret;
@@ -215,18 +215,16 @@ pub fn update_profile(
     }
     let target = resolve_symlinks(path)?;
     let dir = parent_dir(&target);
-    if !dir.exists() {
-        create_private_dir(dir).map_err(|source| CredentialsFileError::CreateDir {
-            path: dir.to_path_buf(),
-            source,
-        })?;
-    }
+    crate::files::create_private_dir(dir).map_err(|source| CredentialsFileError::CreateDir {
+        path: dir.to_path_buf(),
+        source,
+    })?;
     // Held until the new file is in place: another writer's read-modify-write must not
     // start from the file we are about to replace.
     let _lock = lock_beside(&target)?;
     let (existing, old_mode) = read_existing(&target)?;
     let rendered = render(&existing, profile, creds);
-    write_private_atomically(&target, rendered.as_bytes()).map_err(|source| {
+    crate::files::write_atomically(&target, rendered.as_bytes(), 0o600).map_err(|source| {
         CredentialsFileError::Write {
             path: target.clone(),
             source,
@@ -275,13 +273,13 @@ pub fn render(existing: &str, profile: &str, creds: &Credentials) -> Zeroizing<S
     // The line ending written last, taken off again when the file had no final newline.
     let mut last_ending = "";
 
-    for (i, line) in lines.iter().enumerate() {
+    for (i, (line, kind)) in lines.iter().zip(&kinds).enumerate() {
         let ending = if line.ending.is_empty() {
             default_ending
         } else {
             line.ending
         };
-        match plan.actions[i] {
+        match action_at(&plan.actions, i) {
             Action::Keep => {
                 out.push_str(line.text);
                 out.push_str(ending);
@@ -298,7 +296,7 @@ pub fn render(existing: &str, profile: &str, creds: &Credentials) -> Zeroizing<S
                 last_ending = ending;
             }
             Action::Replace(field) => {
-                let Kind::Key { value_start, .. } = kinds[i] else {
+                let Kind::Key { value_start, .. } = *kind else {
                     continue;
                 };
                 let prefix = &line.text[..value_start];
@@ -310,13 +308,13 @@ pub fn render(existing: &str, profile: &str, creds: &Credentials) -> Zeroizing<S
                 {
                     out.push(' ');
                 }
-                push_clean(&mut out, values[field as usize].1);
+                push_clean(&mut out, field.of(values).1);
                 out.push_str(ending);
                 last_ending = ending;
             }
         }
         if plan.insert_after == Some(i) {
-            for &(field, value) in values.iter().filter(|(f, _)| plan.missing[*f as usize]) {
+            for &(field, value) in values.iter().filter(|(f, _)| f.of(plan.missing)) {
                 out.push_str(plan.insert_indent);
                 out.push_str(field.key());
                 out.push_str(" = ");
@@ -383,6 +381,26 @@ impl Field {
         Field::ALL
             .into_iter()
             .find(|f| f.key().eq_ignore_ascii_case(key))
+    }
+
+    /// This field's entry of a per-field array (in [`Field::ALL`] order).
+    fn of<T: Copy>(self, per_field: [T; 3]) -> T {
+        let [access_key_id, secret_access_key, session_token] = per_field;
+        match self {
+            Field::AccessKeyId => access_key_id,
+            Field::SecretAccessKey => secret_access_key,
+            Field::SessionToken => session_token,
+        }
+    }
+
+    /// This field's entry of a per-field array, to change it.
+    fn of_mut<T>(self, per_field: &mut [T; 3]) -> &mut T {
+        let [access_key_id, secret_access_key, session_token] = per_field;
+        match self {
+            Field::AccessKeyId => access_key_id,
+            Field::SecretAccessKey => secret_access_key,
+            Field::SessionToken => session_token,
+        }
     }
 }
 
@@ -558,6 +576,17 @@ enum Action {
 /// this gets a bare `#` instead, so that marks never make the file grow.
 const DROPPED_MARK: &str = "# duplicate removed";
 
+/// The action planned for line `i` (every line has one: the plan is as long as the file).
+fn action_at(actions: &[Action], i: usize) -> Action {
+    actions.get(i).copied().unwrap_or(Action::Keep)
+}
+
+fn set_action(actions: &mut [Action], i: usize, action: Action) {
+    if let Some(slot) = actions.get_mut(i) {
+        *slot = action;
+    }
+}
+
 struct Plan<'a> {
     actions: Vec<Action>,
     /// Where missing keys go: after this line. `None` when the section must be appended.
@@ -582,7 +611,7 @@ fn plan<'a>(lines: &[Line<'a>], kinds: &[Kind<'a>], profile: &str) -> Plan<'a> {
     // The indent of the first key of the run being dropped: an indented line below a
     // dropped duplicate would continue that key's new value once the duplicate is gone.
     let mut drop_indent = 0;
-    for (i, kind) in kinds.iter().enumerate() {
+    for (i, (kind, line)) in kinds.iter().zip(lines).enumerate() {
         match *kind {
             Kind::Header(name) => {
                 dropping = false;
@@ -602,12 +631,13 @@ fn plan<'a>(lines: &[Line<'a>], kinds: &[Kind<'a>], profile: &str) -> Plan<'a> {
             } if in_target => {
                 let was_dropping = std::mem::take(&mut dropping);
                 if let Some(field) = field {
-                    let slot = &mut seen[field as usize];
-                    actions[i] = if *slot {
+                    let slot = field.of_mut(&mut seen);
+                    let action = if *slot {
                         Action::Drop
                     } else {
                         Action::Replace(field)
                     };
+                    set_action(&mut actions, i, action);
                     *slot = true;
                     if !was_dropping || indent <= drop_indent {
                         drop_indent = indent;
@@ -616,12 +646,15 @@ fn plan<'a>(lines: &[Line<'a>], kinds: &[Kind<'a>], profile: &str) -> Plan<'a> {
                 }
                 if in_first {
                     last_key_end = Some(i);
-                    insert_indent = &lines[i].text[key_start - indent..key_start];
+                    insert_indent = line
+                        .text
+                        .get(key_start.saturating_sub(indent)..key_start)
+                        .unwrap_or_default();
                 }
             }
             Kind::Continuation if in_target => {
                 if dropping {
-                    actions[i] = Action::Drop;
+                    set_action(&mut actions, i, Action::Drop);
                 }
                 if in_first {
                     last_key_end = Some(i);
@@ -629,11 +662,11 @@ fn plan<'a>(lines: &[Line<'a>], kinds: &[Kind<'a>], profile: &str) -> Plan<'a> {
             }
             Kind::Other
                 if in_target && dropping && {
-                    let text = lines[i].text;
+                    let text = line.text;
                     text.len() - text.trim_start().len() > drop_indent
                 } =>
             {
-                actions[i] = Action::Drop;
+                set_action(&mut actions, i, Action::Drop);
             }
             Kind::Blank | Kind::Continuation => {}
             Kind::Key { .. } | Kind::Comment | Kind::Other => dropping = false,
@@ -664,8 +697,8 @@ fn settle(lines: &[Line<'_>], kinds: &[Kind<'_>], plan: &mut Plan<'_>) {
     };
     // The first dropped line since the last non-blank line written: where a mark can go.
     let mut run: Option<usize> = None;
-    for (i, line) in lines.iter().enumerate() {
-        match (plan.actions[i], kinds[i]) {
+    for (i, (line, &kind)) in lines.iter().zip(kinds).enumerate() {
+        match (action_at(&plan.actions, i), kind) {
             (Action::Drop | Action::Mark, _) => {
                 run.get_or_insert(i);
             }
@@ -692,7 +725,7 @@ fn settle(lines: &[Line<'_>], kinds: &[Kind<'_>], plan: &mut Plan<'_>) {
         }
         if plan.insert_after == Some(i) {
             let (missing, indent) = (plan.missing, plan.insert_indent);
-            for field in Field::ALL.into_iter().filter(|f| missing[*f as usize]) {
+            for field in Field::ALL.into_iter().filter(|f| f.of(missing)) {
                 let text = format!("{indent}{} = v", field.key());
                 let ours = |k: Kind<'_>| matches!(k, Kind::Key { field: Some(_), .. });
                 output.read(&text, ours, run, plan);
@@ -727,7 +760,7 @@ impl Reread {
             debug_assert!(false, "a line changes kind with no dropped line above it");
             return;
         };
-        plan.actions[mark] = Action::Mark;
+        set_action(&mut plan.actions, mark, Action::Mark);
         plan.marks += 1;
         self.open_key = None;
         let kind = classify_line(text, false, &mut self.open_key);
@@ -739,10 +772,10 @@ impl Reread {
 /// under it, which the new last key would otherwise take as its value's continuation.
 fn below_header(lines: &[Line<'_>], kinds: &[Kind<'_>], header: usize) -> usize {
     let mut at = header;
-    for (i, kind) in kinds.iter().enumerate().skip(header + 1) {
+    for (i, (kind, line)) in kinds.iter().zip(lines).enumerate().skip(header + 1) {
         match kind {
             Kind::Blank => {}
-            Kind::Other if lines[i].text.starts_with(char::is_whitespace) => at = i,
+            Kind::Other if line.text.starts_with(char::is_whitespace) => at = i,
             _ => break,
         }
     }
@@ -868,98 +901,6 @@ fn file_mode(path: &Path) -> io::Result<Option<u32>> {
 #[cfg(not(unix))]
 fn file_mode(_path: &Path) -> io::Result<Option<u32>> {
     Ok(None)
-}
-
-/// Creates `dir` and any missing parents, private to the user.
-pub(crate) fn create_private_dir(dir: &Path) -> io::Result<()> {
-    let mut builder = fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::DirBuilderExt;
-        builder.mode(0o700);
-    }
-    builder.create(dir)
-}
-
-/// Replaces `target` with a 0600 file holding `data`, so that readers see either the old
-/// file or the new one, never a partial write: a temporary file with a random name in the
-/// same directory (created exclusively, 0600), fsync, rename over `target`, fsync the
-/// directory so the rename itself survives a crash.
-pub(crate) fn write_private_atomically(target: &Path, data: &[u8]) -> io::Result<()> {
-    let dir = parent_dir(target);
-    let name = target.file_name().ok_or_else(|| {
-        io::Error::new(io::ErrorKind::InvalidInput, "the path does not name a file")
-    })?;
-    let (temp, mut file) = create_temp(dir, name)?;
-    let written = (|| {
-        file.write_all(data)?;
-        file.sync_all()?;
-        drop(file);
-        fs::rename(&temp, target)
-    })();
-    if let Err(e) = written {
-        let _ = fs::remove_file(&temp);
-        return Err(e);
-    }
-    sync_dir(dir)
-}
-
-fn create_temp(dir: &Path, name: &std::ffi::OsStr) -> io::Result<(PathBuf, fs::File)> {
-    let mut attempts = 0;
-    loop {
-        let mut random = [0u8; 8];
-        aws_lc_rs::rand::fill(&mut random).map_err(|_| io::Error::other("no randomness"))?;
-        let mut temp_name = OsString::from(".");
-        temp_name.push(name);
-        temp_name.push(format!(".{}.tmp", hex::encode(random)));
-        let temp = dir.join(temp_name);
-        let mut options = fs::OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            options.mode(0o600);
-        }
-        match options.open(&temp) {
-            Ok(file) => {
-                // The umask can only narrow the mode; make it exactly 0600 all the same.
-                #[cfg(unix)]
-                {
-                    use std::os::unix::fs::PermissionsExt;
-                    if let Err(e) = file.set_permissions(fs::Permissions::from_mode(0o600)) {
-                        drop(file);
-                        let _ = fs::remove_file(&temp);
-                        return Err(e);
-                    }
-                }
-                return Ok((temp, file));
-            }
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && attempts < 8 => attempts += 1,
-            Err(e) => return Err(e),
-        }
-    }
-}
-
-#[cfg(unix)]
-fn sync_dir(dir: &Path) -> io::Result<()> {
-    match fs::File::open(dir).and_then(|d| d.sync_all()) {
-        // Some file systems cannot fsync a directory; the rename is done regardless.
-        Err(e)
-            if matches!(
-                e.kind(),
-                io::ErrorKind::InvalidInput | io::ErrorKind::Unsupported
-            ) =>
-        {
-            Ok(())
-        }
-        other => other,
-    }
-}
-
-#[cfg(not(unix))]
-fn sync_dir(_dir: &Path) -> io::Result<()> {
-    Ok(())
 }
 
 #[cfg(test)]
@@ -1304,19 +1245,5 @@ mod tests {
         std::os::unix::fs::symlink(&a, &b).unwrap();
         let err = update_profile(&a, "default", &creds()).unwrap_err();
         assert!(matches!(err, CredentialsFileError::SymlinkLoop { .. }));
-    }
-
-    #[test]
-    fn atomic_writes_replace_and_leave_no_temp_files() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("f");
-        write_private_atomically(&path, b"one").unwrap();
-        write_private_atomically(&path, b"two").unwrap();
-        assert_eq!(fs::read(&path).unwrap(), b"two");
-        let names: Vec<_> = fs::read_dir(dir.path())
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
-        assert_eq!(names, vec![OsString::from("f")]);
     }
 }

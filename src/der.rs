@@ -25,20 +25,26 @@ fn push_length(out: &mut Vec<u8>, len: usize) {
         return;
     }
     let bytes = len.to_be_bytes();
-    let skip = bytes.iter().take_while(|b| **b == 0).count();
-    out.push(0x80 | (bytes.len() - skip) as u8);
-    out.extend_from_slice(&bytes[skip..]);
+    let significant = strip_leading_zeros(&bytes);
+    out.push(0x80 | significant.len() as u8);
+    out.extend_from_slice(significant);
+}
+
+/// An unsigned big-endian integer without its leading zero bytes (empty for zero).
+pub fn strip_leading_zeros(value: &[u8]) -> &[u8] {
+    let start = value.iter().position(|b| *b != 0).unwrap_or(value.len());
+    value.get(start..).unwrap_or_default()
 }
 
 /// A DER INTEGER holding the unsigned big-endian `value`: leading zero bytes dropped, one
 /// added back when the top bit is set, and zero written as a single `00`.
 pub fn unsigned_integer(value: &[u8]) -> Vec<u8> {
-    let trimmed: &[u8] = match value.iter().position(|b| *b != 0) {
-        Some(i) => &value[i..],
-        None => &[0],
+    let trimmed = match strip_leading_zeros(value) {
+        [] => &[0][..],
+        trimmed => trimmed,
     };
     let mut content = Vec::with_capacity(trimmed.len() + 1);
-    if trimmed[0] & 0x80 != 0 {
+    if trimmed.first().is_some_and(|b| b & 0x80 != 0) {
         content.push(0);
     }
     content.extend_from_slice(trimmed);
@@ -67,6 +73,15 @@ pub fn rsa_public_key(modulus: &[u8], exponent: &[u8]) -> Vec<u8> {
     sequence(&[&unsigned_integer(modulus), &unsigned_integer(exponent)])
 }
 
+/// The size in bits of an unsigned big-endian integer (an RSA modulus), leading zero bytes
+/// (DER's sign padding) ignored; 0 for zero.
+pub fn bit_length(value: &[u8]) -> usize {
+    match strip_leading_zeros(value) {
+        [first, rest @ ..] => rest.len() * 8 + (8 - first.leading_zeros() as usize),
+        [] => 0,
+    }
+}
+
 /// Reads one DER TLV: the tag, the contents and what follows. `None` when it is malformed
 /// or its length (at most three length bytes) runs past the input.
 pub fn read_tlv(data: &[u8]) -> Option<(u8, &[u8], &[u8])> {
@@ -76,18 +91,17 @@ pub fn read_tlv(data: &[u8]) -> Option<(u8, &[u8], &[u8])> {
         (usize::from(first), rest)
     } else {
         let n = usize::from(first & 0x7f);
-        if n == 0 || n > 3 || rest.len() < n {
+        if n == 0 || n > 3 {
             return None;
         }
-        let len = rest[..n]
+        let (len_bytes, rest) = rest.split_at_checked(n)?;
+        let len = len_bytes
             .iter()
             .fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
-        (len, &rest[n..])
+        (len, rest)
     };
-    if rest.len() < len {
-        return None;
-    }
-    Some((tag, &rest[..len], &rest[len..]))
+    let (content, after) = rest.split_at_checked(len)?;
+    Some((tag, content, after))
 }
 
 #[cfg(test)]
@@ -135,6 +149,16 @@ mod tests {
         assert!(ecdsa_raw_to_der(&[1, 2, 3]).is_none());
         assert!(ecdsa_raw_to_der(&[]).is_none());
         assert!(ecdsa_raw_to_der(&[1; 134]).is_none());
+    }
+
+    #[test]
+    fn bit_length_ignores_leading_zeros_and_counts_partial_bytes() {
+        assert_eq!(bit_length(&[0x00, 0x80, 0x00]), 16);
+        assert_eq!(bit_length(&[0x01, 0x00]), 9);
+        assert_eq!(bit_length(&[0x00, 0x00, 0x01]), 1);
+        assert_eq!(bit_length(&[0xff; 256]), 2048);
+        assert_eq!(bit_length(&[0x00, 0x00]), 0);
+        assert_eq!(bit_length(&[]), 0);
     }
 
     #[test]

@@ -1,7 +1,8 @@
-//! Reading a small file a user named, when whoever controls the path may be hostile: only a
-//! regular file is read, never a FIFO, a device, a directory or a socket, and never more than
-//! a cap. Identity files (certificate, key, chain, PKCS#12) and the shared credentials file
-//! go through [`read_regular`].
+//! Files whose path someone else may control. Reading: only a regular file is read, never a
+//! FIFO, a device, a directory or a socket, and never more than a cap; identity files
+//! (certificate, key, chain, PKCS#12) and the shared credentials file go through
+//! [`read_regular`]. Writing (in [`write`]): private directories and files replaced or
+//! created atomically with an exact mode, never through a planted symbolic link.
 //!
 //! Security: a FIFO blocks `open` until a writer appears and `/dev/zero` never ends, so a
 //! plain `std::fs::read` lets anyone who can plant a path hang the caller or exhaust its
@@ -14,6 +15,10 @@ use std::os::unix::fs::{FileTypeExt as _, OpenOptionsExt as _};
 use std::path::Path;
 
 use zeroize::Zeroizing;
+
+mod write;
+
+pub use write::{Placement, create_atomically, create_private_dir, write_at, write_atomically};
 
 /// One mebibyte, the unit of the caps.
 pub const MIB: u64 = 1024 * 1024;
@@ -147,6 +152,13 @@ pub fn read_regular(path: &Path, cap: u64) -> Result<Zeroizing<Vec<u8>>, ReadErr
         .custom_flags(flags.bits() as i32)
         .open(path)
         .map_err(|e| opened_error(path, e))?;
+    read_opened(&mut file, cap)
+}
+
+/// Reads an open file whole, if it is a regular file of at most `cap` bytes: what
+/// [`read_regular`] does once the path is open, for callers that open it another way (an
+/// entry of a [`crate::private_dir::PrivateDir`]). The bytes are wiped when dropped.
+pub fn read_opened(file: &mut File, cap: u64) -> Result<Zeroizing<Vec<u8>>, ReadError> {
     let meta = file.metadata().map_err(ReadError::Io)?;
     if let Some(kind) = FileKind::of(meta.file_type()) {
         return Err(ReadError::NotRegular(kind));
@@ -156,12 +168,12 @@ pub fn read_regular(path: &Path, cap: u64) -> Result<Zeroizing<Vec<u8>>, ReadErr
     }
     // Room for the whole file and one byte more, so reading to the end never grows (and so
     // never copies) the buffer; the file may still grow while it is read, hence the `take`.
-    let mut data = Zeroizing::new(Vec::with_capacity(meta.len() as usize + 1));
-    (&mut file)
-        .take(cap + 1)
+    let room = usize::try_from(meta.len().saturating_add(1)).unwrap_or(usize::MAX);
+    let mut data = Zeroizing::new(Vec::with_capacity(room));
+    file.take(cap.saturating_add(1))
         .read_to_end(&mut data)
         .map_err(ReadError::Io)?;
-    if data.len() as u64 > cap {
+    if u64::try_from(data.len()).unwrap_or(u64::MAX) > cap {
         return Err(ReadError::TooLarge { limit: cap });
     }
     Ok(data)
@@ -177,6 +189,17 @@ fn opened_error(path: &Path, e: io::Error) -> ReadError {
         return ReadError::NotRegular(kind);
     }
     ReadError::Io(e)
+}
+
+/// The permission bits of `path` itself (a symbolic link is not followed), for tests.
+#[cfg(test)]
+pub(crate) fn mode_of(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::symlink_metadata(path)
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o7777
 }
 
 #[cfg(test)]

@@ -33,12 +33,14 @@ pub mod error;
 pub mod files;
 pub mod identity;
 pub mod metrics;
+pub mod percent;
 pub mod pki;
 pub mod private_dir;
 pub mod server;
 pub mod session;
 pub mod signer;
 pub mod signing;
+pub mod timefmt;
 
 #[cfg(test)]
 mod layers;

@@ -10,13 +10,16 @@
 //! entry is then opened, created, renamed and removed relative to that descriptor, never
 //! through a symbolic link.
 
+use std::ffi::OsStr;
 use std::fs::File;
-use std::io::{self, Read as _, Write as _};
+use std::io;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
 use rustix::fs::{AtFlags, Mode, OFlags};
 use zeroize::Zeroizing;
+
+use crate::files::{Placement, ReadError};
 
 /// A checked, private directory: owned by the effective user, mode 0700.
 #[derive(Debug)]
@@ -55,9 +58,7 @@ impl PrivateDir {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             // The parents are the user's own tree (`~/.cache`); only the last component is
             // ours to create and check.
-            let mut builder = std::fs::DirBuilder::new();
-            std::os::unix::fs::DirBuilderExt::mode(builder.recursive(true), 0o700);
-            builder.create(parent).map_err(io_error)?;
+            crate::files::create_private_dir(parent).map_err(io_error)?;
         }
         match rustix::fs::mkdir(path, Mode::from_raw_mode(0o700)) {
             Ok(()) => {}
@@ -138,47 +139,15 @@ impl PrivateDir {
     /// Reads the entry `name` whole, if it is a regular file of at most `cap` bytes.
     pub fn read_entry(&self, name: &str, cap: u64) -> io::Result<(File, Zeroizing<Vec<u8>>)> {
         let mut file = self.open_entry(name)?;
-        let meta = file.metadata()?;
-        if !meta.is_file() {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "not a regular file",
-            ));
-        }
-        if meta.len() > cap {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "the file is too large",
-            ));
-        }
-        // Sized up front so a buffer holding secrets never reallocates.
-        let mut data = Zeroizing::new(Vec::with_capacity(meta.len() as usize + 1));
-        (&mut file).take(cap + 1).read_to_end(&mut data)?;
-        if data.len() as u64 > cap {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "the file is too large",
-            ));
-        }
+        let data = crate::files::read_opened(&mut file, cap).map_err(ReadError::into_io)?;
         Ok((file, data))
     }
 
-    /// Replaces the entry `name` with a 0600 file holding `data`: a new file under a random
-    /// name (created exclusively, never through a link), synced, renamed over `name`, and
-    /// the directory synced, so readers see the old entry or the new one, never a part.
+    /// Replaces the entry `name` with a 0600 file holding `data`, atomically and never
+    /// through a symbolic link ([`crate::files::write_at`]).
     pub fn write_atomically(&self, name: &str, data: &[u8]) -> io::Result<()> {
-        let (temp, mut file) = self.create_temp(name)?;
-        let written = (|| {
-            file.write_all(data)?;
-            file.sync_all()?;
-            drop(file);
-            rustix::fs::renameat(&self.fd, temp.as_str(), &self.fd, name).map_err(io::Error::from)
-        })();
-        if let Err(e) = written {
-            let _ = rustix::fs::unlinkat(&self.fd, temp.as_str(), AtFlags::empty());
-            return Err(e);
-        }
-        rustix::fs::fsync(&self.fd).map_err(io::Error::from)
+        crate::files::write_at(&self.fd, OsStr::new(name), data, 0o600, Placement::Replace)
+            .map(|_| ())
     }
 
     /// Removes the entry `name`; a missing one is not an error.
@@ -188,26 +157,6 @@ impl PrivateDir {
             Err(e) => Err(e.into()),
         }
     }
-
-    fn create_temp(&self, name: &str) -> io::Result<(String, File)> {
-        let flags =
-            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-        let mut attempts = 0;
-        loop {
-            let mut random = [0u8; 8];
-            aws_lc_rs::rand::fill(&mut random).map_err(|_| io::Error::other("no randomness"))?;
-            let temp = format!(".{name}.{}.tmp", hex::encode(random));
-            match rustix::fs::openat(&self.fd, temp.as_str(), flags, Mode::from_raw_mode(0o600)) {
-                Ok(fd) => {
-                    // The umask can only narrow the mode; make it exactly 0600 all the same.
-                    rustix::fs::fchmod(&fd, Mode::from_raw_mode(0o600))?;
-                    return Ok((temp, File::from(fd)));
-                }
-                Err(rustix::io::Errno::EXIST) if attempts < 8 => attempts += 1,
-                Err(e) => return Err(e.into()),
-            }
-        }
-    }
 }
 
 #[cfg(test)]
@@ -215,13 +164,7 @@ mod tests {
     use super::*;
     use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
 
-    fn mode(path: &Path) -> u32 {
-        std::fs::symlink_metadata(path)
-            .unwrap()
-            .permissions()
-            .mode()
-            & 0o7777
-    }
+    use crate::files::mode_of as mode;
 
     #[test]
     fn creates_a_private_directory_and_writes_private_entries() {

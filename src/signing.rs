@@ -5,8 +5,6 @@
 //! Nothing here touches a key, a clock or the network, so every function is pinned by the
 //! golden vectors in `tests/data/vectors`.
 
-use std::fmt::Write as _;
-
 use aws_lc_rs::digest;
 use time::OffsetDateTime;
 
@@ -46,18 +44,7 @@ impl Algorithm {
 }
 
 /// `YYYYMMDDTHHMMSSZ`, the `X-Amz-Date` form.
-pub fn amz_date(at: OffsetDateTime) -> String {
-    let t = at.to_offset(time::UtcOffset::UTC);
-    format!(
-        "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    )
-}
+pub use crate::timefmt::amz_date;
 
 /// `YYYYMMDD/{region}/rolesanywhere/aws4_request`, taking the date from an `X-Amz-Date`.
 pub fn credential_scope(amz_date: &str, region: &str) -> String {
@@ -67,16 +54,7 @@ pub fn credential_scope(amz_date: &str, region: &str) -> String {
 
 /// Percent-encodes everything but the unreserved set `A-Z a-z 0-9 - _ . ~`, upper-case hex.
 pub fn uri_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(char::from(b));
-        } else {
-            // Writing to a String cannot fail.
-            let _ = write!(out, "%{b:02X}");
-        }
-    }
-    out
+    crate::percent::encode(s.as_bytes())
 }
 
 /// The canonical query: each name and value encoded, then sorted by encoded name and,

@@ -1,22 +1,29 @@
 //! The production [`Loader`]: CreateSession with the current identity. The identity can be
-//! swapped at run time (a renewal noticed by [`Rotation`], or SIGHUP); the next session
+//! swapped at run time (a renewal noticed by the rotation, or SIGHUP); the next session
 //! uses it.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, OnceLock, RwLock, Weak};
 
 use super::cache::{LoadError, LoadErrorKind, Loader};
-use super::rotation::Rotation;
 use crate::config::SessionSettings;
 use crate::identity::Identity;
 use crate::session::{SessionClient, SessionError};
+
+/// What runs before each CreateSession: the rotation's check for a renewal that inotify did
+/// not see. A trait, so that the loader does not name the rotation that drives it (the
+/// rotation depends on the loader, not the other way round).
+pub trait BeforeSession: Send + Sync {
+    fn before_session(&self) -> Pin<Box<dyn Future<Output = ()> + Send + '_>>;
+}
 
 pub struct SessionLoader {
     client: SessionClient,
     identity: RwLock<Arc<Identity>>,
     settings: SessionSettings,
-    /// Checked before each CreateSession for a renewal inotify did not see. Weak: the
-    /// rotation holds the loader.
-    rotation: OnceLock<Weak<Rotation>>,
+    /// Run before each CreateSession. Weak: the rotation holds the loader.
+    before: OnceLock<Weak<dyn BeforeSession>>,
 }
 
 impl SessionLoader {
@@ -27,13 +34,13 @@ impl SessionLoader {
             client,
             identity: RwLock::new(Arc::new(identity)),
             settings,
-            rotation: OnceLock::new(),
+            before: OnceLock::new(),
         }
     }
 
-    /// Asks `rotation` to check the identity's sources before each CreateSession.
-    pub fn follow(&self, rotation: &Arc<Rotation>) {
-        let _ = self.rotation.set(Arc::downgrade(rotation));
+    /// Runs `hook` before each CreateSession (the first one set stays).
+    pub fn follow(&self, hook: Weak<dyn BeforeSession>) {
+        let _ = self.before.set(hook);
     }
 
     /// The identity the next CreateSession will use.
@@ -64,8 +71,8 @@ impl Loader for SessionLoader {
         >,
     > {
         Box::pin(async move {
-            if let Some(rotation) = self.rotation.get().and_then(Weak::upgrade) {
-                rotation.before_session().await;
+            if let Some(hook) = self.before.get().and_then(Weak::upgrade) {
+                hook.before_session().await;
             }
             let identity = self.identity();
             self.client

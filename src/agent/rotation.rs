@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use super::cache::CredentialCache;
 use super::expiry::{CertDates, IdentityStatus};
-use super::loader::SessionLoader;
+use super::loader::{BeforeSession, SessionLoader};
 use crate::chain::Chain;
 use crate::clock::Clock;
 use crate::identity::IdentitySpec;
@@ -116,6 +116,14 @@ pub struct Rotation {
     pending: Mutex<bool>,
 }
 
+impl BeforeSession for Rotation {
+    fn before_session(
+        &self,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>> {
+        Box::pin(Rotation::before_session(self))
+    }
+}
+
 impl Rotation {
     /// `identity_key`: sets the unix socket's key, switched with the identity (`serve` only).
     pub fn new(
@@ -143,7 +151,8 @@ impl Rotation {
             reloading: tokio::sync::Mutex::new(()),
             pending: Mutex::new(false),
         });
-        loader.follow(&rotation);
+        let weak = Arc::downgrade(&rotation);
+        loader.follow(weak);
         rotation
     }
 

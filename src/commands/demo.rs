@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::session_flags;
-use crate::cli::{CredentialArgs, DemoArgs, IdentityArgs};
+use crate::cli::{CertificateArgs, CredentialArgs, DemoArgs, IdentityArgs};
 use crate::clock::{Clock, SystemClock};
 use crate::emulate::{self, EmulateConfig, VerifyConfig};
 use crate::error::Error;
@@ -83,7 +83,10 @@ pub async fn run(args: &DemoArgs) -> Result<(), Error> {
 
     let cred_args = CredentialArgs {
         identity: IdentityArgs {
-            certificate: Some(pki.cert.display().to_string()),
+            cert: CertificateArgs {
+                certificate: Some(pki.cert.display().to_string()),
+                ..CertificateArgs::default()
+            },
             private_key: Some(pki.key.display().to_string()),
             ..IdentityArgs::default()
         },
@@ -93,7 +96,6 @@ pub async fn run(args: &DemoArgs) -> Result<(), Error> {
         session_duration: 3600,
         endpoint: Some(server.url()),
         ca_bundle: Some(tls_ca.display().to_string()),
-        system_store_name: "MY".into(),
         ..CredentialArgs::default()
     };
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);

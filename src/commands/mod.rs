@@ -73,9 +73,9 @@ pub async fn shutdown_signal() {
 pub fn refuse_unbuilt_features(args: &IdentityArgs) -> Result<(), ConfigError> {
     let tpm = "this build has no TPM support (built without the tpm feature)";
     let is = |v: &Option<String>, prefix: &str| v.as_deref().is_some_and(|s| s.starts_with(prefix));
-    let pkcs11 = is(&args.certificate, "pkcs11:")
+    let pkcs11 = is(&args.cert.certificate, "pkcs11:")
         || is(&args.private_key, "pkcs11:")
-        || args.pkcs11_lib.is_some();
+        || args.cert.pkcs11_lib.is_some();
     let no_pkcs11 = if cfg!(feature = "pkcs11") {
         "certificate stores (Windows, macOS) are not supported; on Linux select among a PKCS#11 token's certificates with --certificate pkcs11:..."
     } else {
@@ -104,7 +104,7 @@ pub fn refuse_unbuilt_features(args: &IdentityArgs) -> Result<(), ConfigError> {
             "it applies to PKCS#11 keys only",
         ),
         (
-            args.cert_selector.is_some() && !pkcs11,
+            args.cert.cert_selector.is_some() && !pkcs11,
             "--cert-selector",
             no_pkcs11,
         ),

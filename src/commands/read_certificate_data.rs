@@ -19,17 +19,19 @@ struct CertificateData {
 
 pub fn run(args: &ReadCertificateArgs) -> Result<(), Error> {
     super::refuse_unbuilt_features(&IdentityArgs {
-        certificate: args.certificate.clone(),
-        cert_selector: args.cert_selector.clone(),
-        pkcs11_lib: args.pkcs11_lib.clone(),
+        cert: args.cert.clone(),
         ..IdentityArgs::default()
     })?;
-    let path = args.certificate.as_deref().ok_or(ConfigError::Missing {
-        flag: "--certificate",
-    })?;
+    let path = args
+        .cert
+        .certificate
+        .as_deref()
+        .ok_or(ConfigError::Missing {
+            flag: "--certificate",
+        })?;
     #[cfg(feature = "pkcs11")]
     if crate::identity::pkcs11::Pkcs11Uri::is_uri(path) {
-        return list_token_certificates(path, args.pkcs11_lib.as_deref());
+        return list_token_certificates(path, args.cert.pkcs11_lib.as_deref());
     }
     let data = crate::files::read_regular(std::path::Path::new(path), crate::files::IDENTITY_CAP)
         .map_err(|e| IdentityError::Read {

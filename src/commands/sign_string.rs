@@ -14,7 +14,7 @@ use crate::signer::{Digest, Signer};
 pub fn run(args: &SignStringArgs) -> Result<(), Error> {
     let id = &args.identity;
     super::refuse_unbuilt_features(id)?;
-    if id.private_key.as_deref() == Some("-") || id.certificate.as_deref() == Some("-") {
+    if id.private_key.as_deref() == Some("-") || id.cert.certificate.as_deref() == Some("-") {
         return Err(ConfigError::NotSupported {
             flag: "--private-key -",
             why: "standard input carries the string to sign; pass the key as a file or env:NAME",
@@ -28,12 +28,12 @@ pub fn run(args: &SignStringArgs) -> Result<(), Error> {
         .filter(|k| crate::identity::pkcs11::Pkcs11Uri::is_uri(k))
     {
         let signer =
-            crate::identity::pkcs11::load_signer(key, id.pkcs11_lib.as_deref(), id.reuse_pin)
+            crate::identity::pkcs11::load_signer(key, id.cert.pkcs11_lib.as_deref(), id.reuse_pin)
                 .map_err(crate::identity::IdentityError::from)?;
         return sign_and_print(&signer, args);
     }
     let spec = id.spec();
-    let signer: std::sync::Arc<dyn Signer> = match (&id.private_key, &id.certificate) {
+    let signer: std::sync::Arc<dyn Signer> = match (&id.private_key, &id.cert.certificate) {
         (Some(key), _) => crate::identity::load_signer(&spec, key)?,
         (None, Some(_)) => Identity::load(&spec)?.signer,
         (None, None) => {

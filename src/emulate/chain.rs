@@ -30,7 +30,7 @@ pub(crate) fn key_kind(cert: &X509Certificate<'_>) -> Result<KeyKind, String> {
     if *alg == OID_PKCS1_RSAENCRYPTION {
         match spki.parsed() {
             Ok(x509_parser::public_key::PublicKey::RSA(rsa)) => Ok(KeyKind::Rsa {
-                bits: bit_length(rsa.modulus),
+                bits: crate::der::bit_length(rsa.modulus),
             }),
             _ => Err("malformed RSA public key".to_string()),
         }
@@ -64,15 +64,6 @@ fn ml_dsa_kind(oid: &x509_parser::der_parser::oid::Oid<'_>) -> Option<KeyKind> {
         "2.16.840.1.101.3.4.3.18" => Some(KeyKind::MlDsa65),
         "2.16.840.1.101.3.4.3.19" => Some(KeyKind::MlDsa87),
         _ => None,
-    }
-}
-
-/// Bits of an unsigned big-endian integer (the RSA modulus), ignoring DER's leading zero.
-fn bit_length(be: &[u8]) -> usize {
-    let trimmed: Vec<u8> = be.iter().copied().skip_while(|b| *b == 0).collect();
-    match trimmed.first() {
-        Some(first) => (trimmed.len() - 1) * 8 + (8 - first.leading_zeros() as usize),
-        None => 0,
     }
 }
 
@@ -328,13 +319,6 @@ mod tests {
             source_identity(&parse_der(&rsa).unwrap()),
             "CN=rsa2048-leaf"
         );
-    }
-
-    #[test]
-    fn bit_length_ignores_leading_zero_and_counts_partial_bytes() {
-        assert_eq!(bit_length(&[0x00, 0x80, 0x00]), 16);
-        assert_eq!(bit_length(&[0x01, 0x00]), 9);
-        assert_eq!(bit_length(&[]), 0);
     }
 
     #[test]

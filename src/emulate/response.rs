@@ -12,7 +12,7 @@ const BASE64_CHARS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwx
 
 fn random_from(alphabet: &[u8], len: usize) -> String {
     (0..len)
-        .map(|_| char::from(alphabet[fastrand::usize(..alphabet.len())]))
+        .filter_map(|_| fastrand::choice(alphabet).copied().map(char::from))
         .collect()
 }
 
@@ -29,21 +29,6 @@ pub(crate) fn uuid_like() -> String {
         &h[12..16],
         &h[16..20],
         &h[20..]
-    )
-}
-
-/// `YYYY-MM-DDTHH:MM:SSZ`: the only form every SDK parses (botocore reads IMDS expirations
-/// with a fixed pattern that has no fractional seconds; the JS SDK's parser needs the `Z`).
-pub(crate) fn rfc3339_seconds(t: OffsetDateTime) -> String {
-    let t = t.to_offset(time::UtcOffset::UTC);
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
     )
 }
 
@@ -70,7 +55,7 @@ pub fn session_body(
             },
             "credentials": {
                 "accessKeyId": format!("ASIA{}", random_from(UPPER_DIGITS, 16)),
-                "expiration": rfc3339_seconds(expiration),
+                "expiration": crate::timefmt::iso8601(expiration),
                 "secretAccessKey": random_from(BASE64_CHARS, 40),
                 "sessionToken": random_from(BASE64_CHARS, 400),
             },

@@ -316,7 +316,7 @@ async fn handle(req: Request<Incoming>, state: &State) -> Response<Body> {
             if let Some(at) = state.answer_expiration
                 && let Some(slot) = body.pointer_mut("/credentialSet/0/credentials/expiration")
             {
-                *slot = serde_json::Value::String(response::rfc3339_seconds(at));
+                *slot = serde_json::Value::String(crate::timefmt::iso8601(at));
             }
             json_response(201, &body)
         }

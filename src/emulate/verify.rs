@@ -21,6 +21,7 @@ use super::chain;
 use super::error::EmulateError;
 use crate::signer::{self, Digest, KeyKind};
 use crate::signing::{self, Algorithm};
+use crate::timefmt::parse_amz_date;
 
 /// The service's limit on how far `X-Amz-Date` may be from its clock.
 const MAX_SKEW: Duration = Duration::minutes(5);
@@ -564,17 +565,6 @@ fn verify_inner(
     })
 }
 
-/// `YYYYMMDDTHHMMSSZ` to an instant; `None` for anything else.
-fn parse_amz_date(s: &str) -> Option<OffsetDateTime> {
-    let format = time::macros::format_description!("[year][month][day]T[hour][minute][second]Z");
-    if s.len() != 16 {
-        return None;
-    }
-    time::PrimitiveDateTime::parse(s, &format)
-        .ok()
-        .map(|t| t.assume_utc())
-}
-
 /// The service's 5-minute window, with its messages.
 fn check_skew(raw: &str, date: OffsetDateTime, now: OffsetDateTime) -> Result<(), Rejection> {
     if date < now - MAX_SKEW {
@@ -730,32 +720,10 @@ pub(crate) fn decode_query(raw: &str) -> Result<Vec<(String, String)>, String> {
 }
 
 fn percent_decode(s: &str) -> Result<String, String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' => {
-                let hex = bytes
-                    .get(i + 1..i + 3)
-                    .and_then(|h| std::str::from_utf8(h).ok());
-                let byte = hex.and_then(|h| u8::from_str_radix(h, 16).ok());
-                match byte {
-                    Some(b) => out.push(b),
-                    None => {
-                        return Err(format!(
-                            "The query string has an invalid percent-encoding in '{s}'"
-                        ));
-                    }
-                }
-                i += 2;
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8(out).map_err(|_| format!("The query string parameter '{s}' is not UTF-8"))
+    // `+` is a space in a form-encoded query; a literal plus arrives as `%2B`.
+    let bytes = crate::percent::decode(&s.replace('+', " "))
+        .map_err(|_| format!("The query string has an invalid percent-encoding in '{s}'"))?;
+    String::from_utf8(bytes).map_err(|_| format!("The query string parameter '{s}' is not UTF-8"))
 }
 
 /// Lower-case hex of a DER serial without its sign-padding zero: the session name the
@@ -908,22 +876,15 @@ mod tests {
         assert!(decode_query("a=%G1").is_err());
         assert!(decode_query("a=%4").is_err());
         assert!(decode_query("a=%FF").is_err());
-    }
-
-    #[test]
-    fn amz_date_parsing_is_strict() {
-        assert_eq!(
-            parse_amz_date("20261124T123352Z"),
-            Some(time::macros::datetime!(2026-11-24 12:33:52 UTC))
-        );
-        for bad in [
-            "2026-11-24T12:33:52Z",
-            "20261124T123352",
-            "20261324T123352Z",
-            "20261124T123352Z ",
-        ] {
-            assert!(parse_amz_date(bad).is_none(), "{bad}");
+        // SigV4's canonical query escapes are `%` and two hex digits: a sign is neither
+        // (`%+1` once decoded as 0x01), and a lone or final `%` is malformed.
+        for bad in ["a=%+1", "a=%+F", "%+1=b", "a=%-1", "a=%1", "a=%", "a=%zz"] {
+            assert!(decode_query(bad).is_err(), "{bad}");
         }
+        assert_eq!(
+            decode_query("a=%41").unwrap(),
+            vec![("a".into(), "A".into())]
+        );
     }
 
     #[test]

@@ -173,17 +173,8 @@ impl FileKey {
     }
 
     fn from_sec1(der: &[u8], source: &str) -> Result<Self, KeyProblem> {
-        // Re-encode as PKCS#8 so that one constructor knows every key type.
-        let pkcs8: Zeroizing<Vec<u8>> = if let Ok(k) = p256::SecretKey::from_sec1_der(der) {
-            to_pkcs8(k.to_pkcs8_der())?
-        } else if let Ok(k) = p384::SecretKey::from_sec1_der(der) {
-            to_pkcs8(k.to_pkcs8_der())?
-        } else {
-            return Err(KeyProblem::NotAKey(
-                "the EC PRIVATE KEY block is not a P-256 or P-384 SEC1 key".into(),
-            ));
-        };
-        Self::from_pkcs8(&pkcs8, source)
+        // Re-encoded as PKCS#8 so that one constructor knows every key type.
+        Self::from_pkcs8(&sec1_to_pkcs8(der)?, source)
     }
 }
 
@@ -241,12 +232,23 @@ fn ml_dsa_key(oid: &str, private_key: &[u8]) -> Result<Inner, KeyProblem> {
     Ok(Inner::MlDsa { kind, pair })
 }
 
-fn to_pkcs8(doc: pkcs8::Result<pkcs8::SecretDocument>) -> Result<Zeroizing<Vec<u8>>, KeyProblem> {
-    let doc = doc.map_err(|_| KeyProblem::NotAKey("EC key could not be re-encoded".into()))?;
+/// A SEC1 `ECPrivateKey` (P-256 or P-384) as PKCS#8 DER.
+pub(crate) fn sec1_to_pkcs8(der: &[u8]) -> Result<Zeroizing<Vec<u8>>, KeyProblem> {
+    let doc = if let Ok(k) = p256::SecretKey::from_sec1_der(der) {
+        k.to_pkcs8_der()
+    } else if let Ok(k) = p384::SecretKey::from_sec1_der(der) {
+        k.to_pkcs8_der()
+    } else {
+        return Err(KeyProblem::NotAKey(
+            "the EC PRIVATE KEY block is not a P-256 or P-384 SEC1 key".into(),
+        ));
+    };
+    let doc = doc.map_err(|_| KeyProblem::NotAKey("the EC key could not be re-encoded".into()))?;
     Ok(Zeroizing::new(doc.as_bytes().to_vec()))
 }
 
-fn decrypt_pkcs8(
+/// Decrypts an `EncryptedPrivateKeyInfo`, asking `password` only now that one is needed.
+pub(crate) fn decrypt_pkcs8(
     der: &[u8],
     password: &dyn PasswordSource,
 ) -> Result<Zeroizing<Vec<u8>>, KeyProblem> {

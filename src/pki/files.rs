@@ -1,7 +1,6 @@
 //! Ready-made sets of PKI files for the demo and the integration tests.
 
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use time::Duration;
@@ -302,37 +301,13 @@ fn write_private(path: &Path, data: &[u8]) -> Result<(), PkiError> {
     write_file(path, data, PRIVATE_MODE)
 }
 
-/// Replaces `path` with a new file holding `data`, created with `mode` (Unix): whatever was
-/// there (a file, a symlink) is removed first, and the new file never has wider permissions.
+/// Replaces `path` with a new file holding `data` with exactly `mode`: whatever was there (a
+/// file, a symlink) is replaced, never written through ([`crate::files::write_atomically`]).
 fn write_file(path: &Path, data: &[u8], mode: u32) -> Result<(), PkiError> {
-    let io = |source| PkiError::Io {
+    crate::files::write_atomically(path, data, mode).map_err(|source| PkiError::Io {
         path: path.to_path_buf(),
         source,
-    };
-    match fs::remove_file(path) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(io(e)),
-    }
-    let mut options = fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(mode);
-    }
-    #[cfg(not(unix))]
-    let _ = mode;
-    let mut file = options.open(path).map_err(io)?;
-    // The umask may have narrowed the mode; make it exact.
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        file.set_permissions(fs::Permissions::from_mode(mode))
-            .map_err(io)?;
-    }
-    file.write_all(data).map_err(io)?;
-    file.sync_all().map_err(io)
+    })
 }
 
 #[cfg(test)]

@@ -2,11 +2,9 @@
 //! container authorization token file (0600, created once, read on every request so it can
 //! be rotated under running consumers; read off the runtime thread, see [`TokenReader`]).
 
-use std::fs::{self, DirBuilder, OpenOptions};
-use std::io::{self, Write as _};
-use std::os::unix::fs::{
-    DirBuilderExt as _, FileTypeExt as _, OpenOptionsExt as _, PermissionsExt,
-};
+use std::fs;
+use std::io;
+use std::os::unix::fs::{FileTypeExt as _, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,9 +26,7 @@ const TOKEN_READS_IN_FLIGHT: usize = 4;
 
 fn create_private_parent(path: &Path) -> io::Result<()> {
     match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() && !dir.exists() => {
-            DirBuilder::new().recursive(true).mode(0o700).create(dir)
-        }
+        Some(dir) if !dir.as_os_str().is_empty() => crate::files::create_private_dir(dir),
         _ => Ok(()),
     }
 }
@@ -134,8 +130,9 @@ fn check_socket_dir(path: &Path) -> io::Result<()> {
 ///
 /// The token is 64 hex characters with no trailing newline (botocore and the Rust SDK send
 /// the file verbatim, and a newline cannot travel in a header). The file is written under a
-/// temporary name and hard-linked into place, so a reader never sees a partial token and
-/// two agents starting together cannot overwrite each other's.
+/// temporary name and hard-linked into place ([`crate::files::create_atomically`]), so a
+/// reader never sees a partial token and two agents starting together cannot overwrite
+/// each other's.
 pub fn ensure_container_token(path: &Path) -> io::Result<()> {
     if let Ok(meta) = fs::metadata(path) {
         if meta.permissions().mode() & 0o077 != 0 {
@@ -159,25 +156,11 @@ pub fn ensure_container_token(path: &Path) -> io::Result<()> {
         .map_err(|_| io::Error::other("the system random generator failed"))?;
     let token = Zeroizing::new(hex::encode(raw.as_ref()));
 
-    let tmp = sibling(path, "tmp")?;
-    let _ = fs::remove_file(&tmp);
-    let written = (|| {
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        file.write_all(token.as_bytes())?;
-        file.sync_all()?;
-        match fs::hard_link(&tmp, path) {
-            Ok(()) => Ok(()),
-            // Someone else created it meanwhile: theirs stands.
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
-            Err(e) => Err(e),
-        }
-    })();
-    let _ = fs::remove_file(&tmp);
-    written?;
+    // Hard-linked into place only if the name is still free: someone else's token, made
+    // meanwhile, stands.
+    if !crate::files::create_atomically(path, token.as_bytes(), 0o600)? {
+        return Ok(());
+    }
     tracing::info!(path = %path.display(), "server: created the container authorization token file");
     Ok(())
 }

@@ -6,11 +6,9 @@
 
 use aws_lc_rs::encoding::AsDer as _;
 use base64::Engine as _;
-use pkcs8::EncodePrivateKey as _;
-use secrecy::ExposeSecret as _;
 use zeroize::Zeroizing;
 
-use crate::identity::file::{FileKey, KeyProblem, PasswordSource};
+use crate::identity::file::{FileKey, KeyProblem, PasswordSource, decrypt_pkcs8, sec1_to_pkcs8};
 use crate::identity::pem;
 use crate::signer::Signer as _;
 
@@ -93,31 +91,6 @@ fn pkcs1_to_pkcs8(der: &[u8]) -> Result<Zeroizing<Vec<u8>>, KeyProblem> {
         .as_der()
         .map_err(|_| KeyProblem::NotAKey("the RSA key could not be re-encoded".into()))?;
     Ok(Zeroizing::new(pkcs8.as_ref().to_vec()))
-}
-
-fn sec1_to_pkcs8(der: &[u8]) -> Result<Zeroizing<Vec<u8>>, KeyProblem> {
-    let doc = if let Ok(k) = p256::SecretKey::from_sec1_der(der) {
-        k.to_pkcs8_der()
-    } else if let Ok(k) = p384::SecretKey::from_sec1_der(der) {
-        k.to_pkcs8_der()
-    } else {
-        return Err(KeyProblem::NotAKey("not a P-256 or P-384 SEC1 key".into()));
-    };
-    let doc = doc.map_err(|_| KeyProblem::NotAKey("the EC key could not be re-encoded".into()))?;
-    Ok(Zeroizing::new(doc.as_bytes().to_vec()))
-}
-
-fn decrypt_pkcs8(
-    der: &[u8],
-    passwords: &dyn PasswordSource,
-) -> Result<Zeroizing<Vec<u8>>, KeyProblem> {
-    let info = pkcs8::EncryptedPrivateKeyInfoRef::try_from(der)
-        .map_err(|_| KeyProblem::NotAKey("not an encrypted PKCS#8 key".into()))?;
-    let password = passwords.password().ok_or(KeyProblem::NeedsPassword)?;
-    let doc = info
-        .decrypt(password.expose_secret().as_bytes())
-        .map_err(|_| KeyProblem::WrongPassword)?;
-    Ok(Zeroizing::new(doc.as_bytes().to_vec()))
 }
 
 /// PEM with 64-column lines, built in a buffer sized up front so that no reallocation

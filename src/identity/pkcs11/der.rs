@@ -22,25 +22,9 @@ pub fn ec_kind(params: &[u8]) -> Result<KeyKind, String> {
     }
 }
 
-/// The size in bits of an unsigned big-endian integer.
-pub fn bit_length(value: &[u8]) -> usize {
-    let trimmed = strip_zeros(value);
-    match trimmed.first() {
-        Some(first) => trimmed.len() * 8 - first.leading_zeros() as usize,
-        None => 0,
-    }
-}
-
 /// Whether two unsigned big-endian integers are equal, whatever their leading zero bytes.
 pub fn same_unsigned(a: &[u8], b: &[u8]) -> bool {
-    strip_zeros(a) == strip_zeros(b)
-}
-
-fn strip_zeros(mut value: &[u8]) -> &[u8] {
-    while let [0, rest @ ..] = value {
-        value = rest;
-    }
-    value
+    crate::der::strip_leading_zeros(a) == crate::der::strip_leading_zeros(b)
 }
 
 /// PKCS#1 `RSAPublicKey`, DER, from the token's CKA_MODULUS and CKA_PUBLIC_EXPONENT.
@@ -61,20 +45,9 @@ pub fn ec_point(value: &[u8], kind: KeyKind) -> Option<Vec<u8>> {
     if value.len() == point_len && value.first() == Some(&0x04) {
         return Some(value.to_vec());
     }
-    let (&tag, rest) = value.split_first()?;
-    if tag != 0x04 {
-        return None;
-    }
-    let (&first, rest) = rest.split_first()?;
-    let (len, body) = match first {
-        n if n < 0x80 => (usize::from(n), rest),
-        0x81 => {
-            let (&len, body) = rest.split_first()?;
-            (usize::from(len), body)
-        }
-        _ => return None,
-    };
-    (len == point_len && body.len() == len && body.first() == Some(&0x04)).then(|| body.to_vec())
+    let (tag, body, rest) = crate::der::read_tlv(value)?;
+    (tag == 0x04 && rest.is_empty() && body.len() == point_len && body.first() == Some(&0x04))
+        .then(|| body.to_vec())
 }
 
 /// `DigestInfo` of `hash` (RFC 8017 section 9.2, note 1): what `CKM_RSA_PKCS` must sign to
@@ -115,7 +88,7 @@ mod tests {
             let n_len = usize::from(expected[6]) << 8 | usize::from(expected[7]);
             expected[8..8 + n_len].to_vec()
         };
-        assert_eq!(bit_length(&modulus), 2048);
+        assert_eq!(crate::der::bit_length(&modulus), 2048);
         // Tokens may or may not keep the sign byte; both must encode the same.
         let unsigned = &modulus[1..];
         assert_eq!(rsa_public_key(unsigned, &[0x01, 0x00, 0x01]), expected);

@@ -431,7 +431,7 @@ pub fn key_info(session: &Session, handle: ObjectHandle) -> Result<KeyInfo, CkEr
                 };
                 (
                     Ok(KeyKind::Rsa {
-                        bits: der::bit_length(n),
+                        bits: crate::der::bit_length(n),
                     }),
                     public,
                 )

@@ -302,28 +302,11 @@ fn text_value(attribute: &str, raw: &str) -> Result<String, UriError> {
     })
 }
 
-/// Decodes `%XX` escapes; every other byte stands for itself.
+/// Decodes `%XX` escapes (RFC 7512's `pct-encoded`); every other byte stands for itself.
 pub fn percent_decode(attribute: &str, raw: &str) -> Result<Vec<u8>, UriError> {
-    let bytes = raw.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = bytes
-                .get(i + 1..i + 3)
-                .and_then(|h| std::str::from_utf8(h).ok())
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-                .ok_or_else(|| UriError::BadPercent {
-                    attribute: attribute.to_string(),
-                })?;
-            out.push(hex);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    Ok(out)
+    crate::percent::decode(raw).map_err(|crate::percent::Malformed| UriError::BadPercent {
+        attribute: attribute.to_string(),
+    })
 }
 
 fn parse_version(value: &str) -> Option<(u8, u8)> {
@@ -338,20 +321,12 @@ fn parse_version(value: &str) -> Option<(u8, u8)> {
 /// Percent-encodes a path attribute value: RFC 3986 unreserved characters stay, everything
 /// else becomes `%XX`.
 pub fn percent_encode(value: &[u8]) -> String {
-    let mut out = String::with_capacity(value.len());
-    for &b in value {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    crate::percent::encode(value)
 }
 
 /// Percent-encodes every byte, the way `id` values are usually written (`%01%A2`).
 pub fn percent_encode_all(value: &[u8]) -> String {
-    value.iter().map(|b| format!("%{b:02X}")).collect()
+    crate::percent::encode_all(value)
 }
 
 /// Builds a URI from `(attribute, value)` path pairs, in order.
@@ -499,6 +474,10 @@ mod tests {
         let u = parse("pkcs11:id=%00%ff%A0;object=a%2fb+c");
         assert_eq!(u.id.as_deref(), Some(&[0x00, 0xff, 0xa0][..]));
         assert_eq!(u.object.as_deref(), Some(&b"a/b+c"[..]));
+        assert_eq!(
+            parse("pkcs11:object=%41").object.as_deref(),
+            Some(&b"A"[..])
+        );
         // A literal byte in an id is itself (p11tool writes printable ids that way).
         assert_eq!(parse("pkcs11:id=AB").id.as_deref(), Some(&b"AB"[..]));
         // Raw spaces are accepted: the intent is plain.
@@ -506,7 +485,17 @@ mod tests {
             parse("pkcs11:token=my token").token.as_deref(),
             Some("my token")
         );
-        for bad in ["pkcs11:id=%0", "pkcs11:id=%zz", "pkcs11:object=%"] {
+        // RFC 7512 pct-encoded is `%` HEXDIG HEXDIG: a sign is not a digit (`%+1` once
+        // decoded as 0x01), and neither is anything short of two.
+        for bad in [
+            "pkcs11:id=%0",
+            "pkcs11:id=%1",
+            "pkcs11:id=%zz",
+            "pkcs11:object=%",
+            "pkcs11:id=%+1",
+            "pkcs11:object=a%+1b",
+            "pkcs11:token=%-1",
+        ] {
             assert!(matches!(err(bad), UriError::BadPercent { .. }), "{bad}");
         }
         assert_eq!(

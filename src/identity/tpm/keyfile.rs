@@ -53,26 +53,11 @@ struct Tlv<'a> {
     value: &'a [u8],
 }
 
-/// Reads one TLV from the front of `data`; returns it and the rest. Only the definite,
-/// minimal-enough lengths DER allows (up to 4 length bytes).
+/// Reads one TLV from the front of `data` ([`crate::der::read_tlv`]); returns it and the
+/// rest, or an error naming what was being read.
 fn read_tlv<'a>(data: &'a [u8], what: &str) -> Result<(Tlv<'a>, &'a [u8]), KeyFileError> {
-    let err = || KeyFileError::Invalid(format!("truncated or malformed {what}"));
-    let (&tag, rest) = data.split_first().ok_or_else(err)?;
-    let (&first, mut rest) = rest.split_first().ok_or_else(err)?;
-    let len = if first < 0x80 {
-        usize::from(first)
-    } else {
-        let n = usize::from(first & 0x7F);
-        if n == 0 || n > 4 {
-            return Err(err());
-        }
-        let (len_bytes, after) = rest.split_at_checked(n).ok_or_else(err)?;
-        rest = after;
-        len_bytes
-            .iter()
-            .fold(0usize, |len, b| (len << 8) | usize::from(*b))
-    };
-    let (value, rest) = rest.split_at_checked(len).ok_or_else(err)?;
+    let (tag, value, rest) = crate::der::read_tlv(data)
+        .ok_or_else(|| KeyFileError::Invalid(format!("truncated or malformed {what}")))?;
     Ok((Tlv { tag, value }, rest))
 }
 

@@ -516,14 +516,11 @@ impl TpmKey {
                         format!("an RSA key fixed to scheme {scheme:#06x}, not RSASSA"),
                     ));
                 }
-                let mut modulus = modulus.as_slice();
-                while let [0, rest @ ..] = modulus {
-                    modulus = rest;
-                }
-                let Some(top) = modulus.first() else {
+                let modulus = crate::der::strip_leading_zeros(modulus);
+                if modulus.is_empty() {
                     return Err(unsupported(&key, "an RSA key with a zero modulus".into()));
-                };
-                let bits = modulus.len() * 8 - top.leading_zeros() as usize;
+                }
+                let bits = crate::der::bit_length(modulus);
                 key.kind = KeyKind::Rsa { bits };
                 key.public_key = keyfile::rsa_public_key_der(modulus, *exponent);
             }
