@@ -193,7 +193,8 @@ pub struct ServeArgs {
     /// TCP port of the IMDSv2 and container endpoints
     #[arg(long, default_value_t = crate::server::DEFAULT_PORT)]
     pub port: u16,
-    /// IP TTL / IPv6 hop limit of responses, so they die before leaving the host
+    /// IP TTL / IPv6 hop limit of the agent's packets, SYN-ACK included. 64 is the usual OS
+    /// default; 1 stops answers at the first router (as IMDSv2 does), hosts on the same link still get them
     #[arg(long, default_value_t = crate::server::DEFAULT_HOP_LIMIT, value_parser = clap::value_parser!(u8).range(1..))]
     pub hop_limit: u8,
     /// Address to listen on (loopback unless --allow-non-loopback)
