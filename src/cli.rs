@@ -50,6 +50,11 @@ pub enum Command {
     #[cfg(feature = "keyring")]
     #[command(after_help = EXIT_CODES)]
     Keyring(keyring::KeyringArgs),
+    /// Declared in a build without the keyring feature (the static binary) so that `keyring`
+    /// says it was left out of the build (exit 2) instead of "unrecognized subcommand"
+    #[cfg(not(feature = "keyring"))]
+    #[command(hide = true, disable_help_flag = true)]
+    Keyring(UnbuiltArgs),
     /// Sign standard input with the private key (hex, JSON string or raw bytes)
     #[command(after_help = EXIT_CODES)]
     SignString(SignStringArgs),
@@ -67,6 +72,13 @@ pub enum Command {
     Demo(DemoArgs),
 }
 
+/// Whatever follows a subcommand this build left out: taken as is, never parsed.
+#[derive(Args, Debug, Clone, Default)]
+pub struct UnbuiltArgs {
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 0.., hide = true)]
+    pub rest: Vec<String>,
+}
+
 /// Where the identity lives: the certificate, its key and chain, and the key stores' flags.
 /// Flattened into every command that takes a key; [`IdentityArgs::spec`] is the one
 /// conversion to what the loaders take.
@@ -75,7 +87,8 @@ pub struct IdentityArgs {
     /// Certificate file (PEM, DER, or a PKCS#12 bundle holding the key too), or a PKCS#11 URI
     #[arg(long, value_name = "PATH")]
     pub certificate: Option<String>,
-    /// Private key file (PKCS#8, PKCS#1, SEC1 or encrypted PKCS#8), or a PKCS#11 URI, TPM handle or keyring entry
+    /// Private key file (PKCS#8, PKCS#1, SEC1 or encrypted PKCS#8), or a PKCS#11 URI, TPM handle or keyring entry,
+    /// or env:NAME (a variable stays readable by the same user in /proc/PID/environ of every process holding it)
     #[arg(long, value_name = "PATH")]
     pub private_key: Option<String>,
     /// PEM bundle of intermediate CA certificates, sent as X-Amz-X509-Chain
