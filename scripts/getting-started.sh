@@ -69,7 +69,22 @@ if ! grep -q '^rolesanywhere-demo resolved ASIA' "$work/out"; then
     echo "getting-started.sh: FAIL: the proof step did not print 'rolesanywhere-demo resolved ASIA...'" >&2
     exit 1
 fi
-left=$(pgrep -a -g "$pgid" || true)
+# What still runs in the steps' process group, zombies aside (a process the last step killed
+# may not be reaped yet), after a grace of 5 s for it to finish exiting.
+running() {
+    local p
+    for p in $(pgrep -g "$pgid" || true); do
+        case $(ps -o stat= -p "$p" 2>/dev/null) in
+        Z* | "") ;;
+        *) ps -o pid=,args= -p "$p" ;;
+        esac
+    done
+}
+for _ in $(seq 50); do
+    left=$(running)
+    [ -z "$left" ] && break
+    sleep 0.1
+done
 if [ -n "$left" ]; then
     echo "getting-started.sh: FAIL: the steps left processes running:" >&2
     echo "$left" >&2
