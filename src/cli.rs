@@ -50,6 +50,11 @@ pub enum Command {
     #[cfg(feature = "keyring")]
     #[command(after_help = EXIT_CODES)]
     Keyring(keyring::KeyringArgs),
+    /// Declared in a build without the keyring feature (the static binary) so that `keyring`
+    /// says it was left out of the build (exit 2) instead of "unrecognized subcommand"
+    #[cfg(not(feature = "keyring"))]
+    #[command(hide = true, disable_help_flag = true)]
+    Keyring(UnbuiltArgs),
     /// Sign standard input with the private key (hex, JSON string or raw bytes)
     #[command(after_help = EXIT_CODES)]
     SignString(SignStringArgs),
@@ -113,6 +118,13 @@ impl Default for SystemStoreArgs {
     }
 }
 
+/// Whatever follows a subcommand this build left out: taken as is, never parsed.
+#[derive(Args, Debug, Clone, Default)]
+pub struct UnbuiltArgs {
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 0.., hide = true)]
+    pub rest: Vec<String>,
+}
+
 /// Where the identity lives: the certificate, its key and chain, and the key stores' flags.
 /// Flattened into every command that takes a key; [`IdentityArgs::spec`] is the one
 /// conversion to what the loaders take.
@@ -120,7 +132,8 @@ impl Default for SystemStoreArgs {
 pub struct IdentityArgs {
     #[command(flatten)]
     pub cert: CertificateArgs,
-    /// Private key file (PKCS#8, PKCS#1, SEC1 or encrypted PKCS#8), or a PKCS#11 URI, TPM handle or keyring entry
+    /// Private key file (PKCS#8, PKCS#1, SEC1 or encrypted PKCS#8), or a PKCS#11 URI, TPM handle or keyring entry,
+    /// or env:NAME (a variable stays readable by the same user in /proc/PID/environ of every process holding it)
     #[arg(long, value_name = "PATH")]
     pub private_key: Option<String>,
     /// PEM bundle of intermediate CA certificates, sent as X-Amz-X509-Chain
@@ -231,7 +244,8 @@ pub struct ServeArgs {
     /// TCP port of the IMDSv2 and container endpoints
     #[arg(long, default_value_t = crate::server::DEFAULT_PORT)]
     pub port: u16,
-    /// IP TTL / IPv6 hop limit of responses, so they die before leaving the host
+    /// IP TTL / IPv6 hop limit of the agent's packets, SYN-ACK included. 64 is the usual OS
+    /// default; 1 stops answers at the first router (as IMDSv2 does), hosts on the same link still get them
     #[arg(long, default_value_t = crate::server::DEFAULT_HOP_LIMIT, value_parser = clap::value_parser!(u8).range(1..))]
     pub hop_limit: u8,
     /// Address to listen on (loopback unless --allow-non-loopback)

@@ -52,7 +52,7 @@ impl ConfigError {
             ConfigError::Duration(_) => {
                 "use 900 to 43200 seconds (the profile and the role may cap it lower); the default is 3600".into()
             }
-            ConfigError::SessionName(_) => "use 2 to 64 characters from letters, digits and +=,.@-".into(),
+            ConfigError::SessionName(_) => "use 2 to 64 characters from letters, digits, _ and +=,.@-".into(),
             ConfigError::Region(_) => "regions look like us-east-1".into(),
             ConfigError::Endpoint { .. } => {
                 "use https://HOST[:PORT]; plain http is only allowed to loopback addresses (emulate)".into()
@@ -383,5 +383,15 @@ mod tests {
         );
         assert!(EndpointSettings::resolve(Some("http://10.0.0.1"), &s).is_err());
         assert!(EndpointSettings::resolve(Some("https://h/sessions"), &s).is_err());
+    }
+
+    /// The hint lists every punctuation character a session name may hold, `_` included.
+    #[test]
+    fn the_session_name_hint_lists_every_allowed_character() {
+        let hint = ConfigError::SessionName("a b".into()).hint().unwrap();
+        for c in "+=,.@-_".chars() {
+            assert!(valid_session_name(&format!("ab{c}")), "{c}");
+            assert!(hint.contains(c), "'{c}' missing from the hint: {hint}");
+        }
     }
 }

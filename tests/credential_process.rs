@@ -635,3 +635,29 @@ fn version_help_and_usage_errors() {
     let out = run(agent().args(["credential-process", "--session-duration", "abc"]));
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// A request signed for another region than the endpoint's gets a hint about the region,
+/// not the trust-policy hint of other access denials.
+#[test]
+fn a_wrong_region_gets_the_region_hint() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = rolesanywhere_agent::pki::write_demo_pki(dir.path()).unwrap();
+    let emu = Emulator::start(&pki.ca_cert, &[]);
+    let out = run(&mut credential_process(
+        &emu.url,
+        &[
+            "--certificate",
+            &path(&pki.cert),
+            "--private-key",
+            &path(&pki.key),
+            "--region",
+            "us-west-2",
+            "--no-cache",
+        ],
+    ));
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("scoped to a valid region"), "{err}");
+    assert!(err.contains("--region"), "{err}");
+    assert!(!err.contains("trust policy"), "{err}");
+}

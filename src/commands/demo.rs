@@ -21,11 +21,16 @@ const ROLE_ARN: &str = "arn:aws:iam::111122223333:role/demo-role";
 
 pub async fn run(args: &DemoArgs) -> Result<(), Error> {
     let temp;
+    let kept;
     let dir: &Path = match &args.keep_in {
         Some(dir) => {
             std::fs::create_dir_all(dir)
                 .map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))?;
-            dir
+            // Absolute, so that the commands printed at the end work from any directory and
+            // in ~/.aws/config.
+            kept = std::fs::canonicalize(dir)
+                .map_err(|e| Error::io(format!("cannot resolve {}", dir.display()), e))?;
+            &kept
         }
         None => {
             temp = tempfile::tempdir()
@@ -59,10 +64,17 @@ pub async fn run(args: &DemoArgs) -> Result<(), Error> {
         vec![ROLE_ARN.to_string()],
         43_200,
     )?;
-    let (tls, ca_pem) = emulate::generate_tls(IpAddr::V4(Ipv4Addr::LOCALHOST))?;
+    let generated = emulate::generate_tls_kept(IpAddr::V4(Ipv4Addr::LOCALHOST))?;
     let tls_ca = dir.join("emulate-tls-ca.pem");
-    std::fs::write(&tls_ca, ca_pem)
+    std::fs::write(&tls_ca, &generated.ca_pem)
         .map_err(|e| Error::io(format!("cannot write {}", tls_ca.display()), e))?;
+    // Kept files are for running `emulate` again by hand: the TLS certificate and key go
+    // with the CA file, which would otherwise name a CA no later `emulate` could serve with.
+    let kept_tls = match &args.keep_in {
+        Some(_) => Some(keep_tls(dir, &generated)?),
+        None => None,
+    };
+    let tls = generated.config;
     let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
         .await
         .map_err(|e| Error::io("cannot listen on 127.0.0.1", e))?;
@@ -135,10 +147,48 @@ pub async fn run(args: &DemoArgs) -> Result<(), Error> {
         pki.cert.display(),
         pki.key.display()
     );
-    if args.keep_in.is_none() {
-        println!("\n(the throwaway files are deleted now; pass --keep-in DIR to keep them)");
+    match kept_tls {
+        Some((tls_cert, tls_key)) => {
+            println!(
+                "\n6. The same flow by hand with the kept files: `emulate` in one terminal (port {DEMO_PORT}), then `credential-process` (or the profile line with these flags):"
+            );
+            println!(
+                "     rolesanywhere-agent emulate --trust-anchor-certificate {} --trust-anchor-arn {TRUST_ANCHOR_ARN} --profile-arn {PROFILE_ARN} --role-arn {ROLE_ARN} --port {DEMO_PORT} --tls-certificate {} --tls-key {}",
+                pki.ca_cert.display(),
+                tls_cert.display(),
+                tls_key.display()
+            );
+            println!(
+                "     rolesanywhere-agent credential-process --certificate {} --private-key {} --trust-anchor-arn {TRUST_ANCHOR_ARN} --profile-arn {PROFILE_ARN} --role-arn {ROLE_ARN} --endpoint https://127.0.0.1:{DEMO_PORT} --ca-bundle {}",
+                pki.cert.display(),
+                pki.key.display(),
+                tls_ca.display()
+            );
+            println!("   (the certificate is valid for a day: run the demo again for a new one)");
+        }
+        None => {
+            println!("\n(the throwaway files are deleted now; pass --keep-in DIR to keep them)");
+        }
     }
     Ok(())
+}
+
+/// The port the printed `emulate` command listens on (any free port does).
+const DEMO_PORT: u16 = 18443;
+
+/// Writes the throwaway TLS server chain and key beside the demo's files (the key 0600), so
+/// that `emulate --tls-certificate --tls-key` serves again under the kept `emulate-tls-ca.pem`.
+fn keep_tls(
+    dir: &Path,
+    generated: &emulate::GeneratedTls,
+) -> Result<(std::path::PathBuf, std::path::PathBuf), Error> {
+    let cert = dir.join("emulate-tls.pem");
+    let key = dir.join("emulate-tls.key");
+    std::fs::write(&cert, &generated.chain_pem)
+        .map_err(|e| Error::io(format!("cannot write {}", cert.display()), e))?;
+    crate::credentials_file::write_private_atomically(&key, generated.key_pem.as_bytes())
+        .map_err(|e| Error::io(format!("cannot write {}", key.display()), e))?;
+    Ok((cert, key))
 }
 
 fn indent(text: &str) -> String {

@@ -31,6 +31,12 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
         Command::Update(args) => update::run(&args, clock).await,
         #[cfg(feature = "keyring")]
         Command::Keyring(args) => keyring::run(&args).await,
+        #[cfg(not(feature = "keyring"))]
+        Command::Keyring(_) => Err(ConfigError::NotSupported {
+            flag: "the keyring subcommand",
+            why: "this binary was built without the keyring feature (the static build leaves it out): use a build with the default features",
+        }
+        .into()),
         Command::SignString(args) => sign_string::run(&args),
         Command::ReadCertificateData(args) => read_certificate_data::run(&args),
         Command::Healthcheck(args) => healthcheck::run(&args),
@@ -120,4 +126,38 @@ pub fn refuse_unbuilt_features(args: &IdentityArgs) -> Result<(), ConfigError> {
         }
     }
     Ok(())
+}
+
+/// Runs in builds without the keyring feature (`cargo test --no-default-features --features
+/// tpm`): the subcommand stays known and says why it cannot run.
+#[cfg(all(test, not(feature = "keyring")))]
+mod unbuilt_tests {
+    use clap::Parser as _;
+
+    #[tokio::test]
+    async fn keyring_in_a_build_without_it_says_so_and_exits_2() {
+        for args in [
+            &["x", "keyring"][..],
+            &[
+                "x",
+                "keyring",
+                "import",
+                "--service",
+                "s",
+                "--account",
+                "a",
+                "key.pem",
+            ],
+            &["x", "keyring", "--help"],
+        ] {
+            let cli = crate::cli::Cli::try_parse_from(args).unwrap();
+            let err = super::run(cli).await.unwrap_err();
+            assert_eq!(err.exit_code(), crate::error::exit::USAGE, "{args:?}");
+            assert!(
+                err.to_string()
+                    .contains("built without the keyring feature"),
+                "{args:?}: {err}"
+            );
+        }
+    }
 }

@@ -31,7 +31,10 @@ pub use error::EmulateError;
 pub use response::{error_body, session_body};
 /// TLS for [`EmulateConfig::tls`]: a throwaway CA and loopback server certificate
 /// (`generate_tls`, which also returns the CA PEM for clients), or PEM files.
-pub use tls::{from_files as tls_from_files, generate as generate_tls};
+pub use tls::{
+    GeneratedTls, from_files as tls_from_files, generate as generate_tls,
+    generate_kept as generate_tls_kept,
+};
 pub use verify::{
     Accepted, DEFAULT_DURATION, ErrorType, MAX_DURATION, MIN_DURATION, Rejection, RequestParts,
     Seen, VerifyConfig, route, verify,

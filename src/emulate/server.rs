@@ -204,17 +204,18 @@ async fn handle(req: Request<Incoming>, state: &State) -> Response<Body> {
     }
     if n <= state.fail_first || state.fail_after.is_some_and(|after| n > after) {
         let error = ErrorType::for_status(state.fail_status);
+        // Name the flag that injected this failure, so a log reader knows which one to drop.
+        let flag = if n <= state.fail_first {
+            "--fail-first"
+        } else {
+            "--fail-after"
+        };
         let message = match error {
             ErrorType::Throttling => "Rate exceeded".to_string(),
-            ErrorType::ServiceUnavailable => {
-                "Service unavailable (emulate --fail-first)".to_string()
-            }
-            ErrorType::InternalServer => "Internal server error (emulate --fail-first)".to_string(),
-            ErrorType::AccessDenied => "Access denied (emulate --fail-first)".to_string(),
-            _ => format!(
-                "Injected failure {} (emulate --fail-first)",
-                state.fail_status
-            ),
+            ErrorType::ServiceUnavailable => format!("Service unavailable (emulate {flag})"),
+            ErrorType::InternalServer => format!("Internal server error (emulate {flag})"),
+            ErrorType::AccessDenied => format!("Access denied (emulate {flag})"),
+            _ => format!("Injected failure {} (emulate {flag})", state.fail_status),
         };
         tracing::info!(
             n,

@@ -633,3 +633,37 @@ async fn run_serves_https_with_a_generated_certificate_and_announces_itself() {
         .unwrap()
         .unwrap();
 }
+
+/// An injected failure names the flag that injected it: `--fail-after`'s outage must not
+/// send its reader looking for a `--fail-first` that was never given.
+#[tokio::test]
+async fn injected_failures_name_the_flag_that_injected_them() {
+    for (first, after, flag) in [(1, None, "--fail-first"), (0, Some(0), "--fail-after")] {
+        let mut cfg = EmulateConfig::new(config("intermediate-ca", &[ROLE], 43_200));
+        cfg.fail_first = first;
+        cfg.fail_after = after;
+        cfg.fail_status = 503;
+        cfg.clock = Clock::Fixed(NOW);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let handle = start(cfg, listener, async move {
+            let _ = stop_rx.await;
+        })
+        .await
+        .unwrap();
+        let addr = handle.local_addr();
+        let good = http_bytes(&Req::new(r#"{"durationSeconds":3600}"#).sign());
+        let (status, _, body) = tokio::time::timeout(
+            StdDuration::from_secs(20),
+            exchange(tokio::net::TcpStream::connect(addr).await.unwrap(), &good),
+        )
+        .await
+        .unwrap();
+        assert_eq!(status, 503);
+        assert!(body.contains(flag), "{flag}: {body}");
+        stop_tx.send(()).unwrap();
+        tokio::time::timeout(StdDuration::from_secs(10), handle.wait())
+            .await
+            .unwrap();
+    }
+}

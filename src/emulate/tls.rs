@@ -69,6 +69,24 @@ pub fn from_files(
 /// A throwaway CA and a server certificate for `localhost`, `127.0.0.1`, `::1` (and `bind`
 /// when it is another loopback address). Returns the configuration and the CA as PEM.
 pub fn generate(bind: IpAddr) -> Result<(Arc<rustls::ServerConfig>, String), EmulateError> {
+    let generated = generate_kept(bind)?;
+    Ok((generated.config, generated.ca_pem))
+}
+
+/// What [`generate_kept`] made: the configuration and, as PEM, what a later `emulate
+/// --tls-certificate --tls-key` needs to serve with the same CA (`demo --keep-in` keeps them).
+pub struct GeneratedTls {
+    pub config: Arc<rustls::ServerConfig>,
+    /// The throwaway CA certificate, for clients to trust.
+    pub ca_pem: String,
+    /// The server certificate followed by the CA.
+    pub chain_pem: String,
+    /// The server certificate's private key (PKCS#8). Throwaway, but still a key: not Debug.
+    pub key_pem: zeroize::Zeroizing<String>,
+}
+
+/// [`generate`], keeping the server certificate and key as PEM.
+pub fn generate_kept(bind: IpAddr) -> Result<GeneratedTls, EmulateError> {
     let tls_err = |e: rcgen::Error| EmulateError::Tls {
         reason: format!("cannot generate a certificate: {e}"),
     };
@@ -104,7 +122,12 @@ pub fn generate(bind: IpAddr) -> Result<(Arc<rustls::ServerConfig>, String), Emu
 
     let key = PrivateKeyDer::Pkcs8(server_key.serialize_der().into());
     let certs = vec![server_cert.der().clone(), ca_cert.der().clone()];
-    Ok((server_config(certs, key)?, ca_cert.pem()))
+    Ok(GeneratedTls {
+        config: server_config(certs, key)?,
+        chain_pem: format!("{}{}", server_cert.pem(), ca_cert.pem()),
+        ca_pem: ca_cert.pem(),
+        key_pem: zeroize::Zeroizing::new(server_key.serialize_pem()),
+    })
 }
 
 #[cfg(test)]
@@ -116,6 +139,17 @@ mod tests {
         let (config, ca_pem) = generate("127.0.0.1".parse().unwrap()).unwrap();
         assert!(ca_pem.starts_with("-----BEGIN CERTIFICATE-----"));
         assert_eq!(config.alpn_protocols, vec![b"http/1.1".to_vec()]);
+    }
+
+    #[test]
+    fn kept_tls_material_serves_again_with_the_same_ca() {
+        let dir = tempfile::tempdir().unwrap();
+        let kept = generate_kept("127.0.0.1".parse().unwrap()).unwrap();
+        let (cert, key) = (dir.path().join("tls.pem"), dir.path().join("tls.key"));
+        std::fs::write(&cert, &kept.chain_pem).unwrap();
+        std::fs::write(&key, kept.key_pem.as_bytes()).unwrap();
+        assert!(kept.chain_pem.ends_with(&kept.ca_pem));
+        from_files(&cert, &key).unwrap();
     }
 
     #[test]

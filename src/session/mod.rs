@@ -171,6 +171,9 @@ fn service_hint(
             && (m.contains("expired") || m.contains("not yet valid"))
         {
             "renew the certificate, or check the system clock".into()
+        } else if m.contains("scoped to a valid region") {
+            // SigV4's answer to a request signed for another region than the endpoint's.
+            "the request was signed for a region this endpoint does not serve: drop --region (it defaults to the trust anchor's region), or make --region and --endpoint name the trust anchor's region".into()
         } else if error_type == "AccessDeniedException" || status == 403 {
             "check that the role's trust policy lets rolesanywhere.amazonaws.com call sts:AssumeRole, sts:TagSession and sts:SetSourceIdentity (with any conditions on the certificate's subject), that the profile lists --role-arn, and that the trust anchor and profile are enabled".into()
         } else if error_type == "ResourceNotFoundException" || status == 404 {
