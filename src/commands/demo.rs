@@ -186,7 +186,7 @@ fn keep_tls(
     let key = dir.join("emulate-tls.key");
     std::fs::write(&cert, &generated.chain_pem)
         .map_err(|e| Error::io(format!("cannot write {}", cert.display()), e))?;
-    crate::credentials_file::write_private_atomically(&key, generated.key_pem.as_bytes())
+    crate::files::write_atomically(&key, generated.key_pem.as_bytes(), 0o600)
         .map_err(|e| Error::io(format!("cannot write {}", key.display()), e))?;
     Ok((cert, key))
 }

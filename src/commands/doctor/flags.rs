@@ -11,7 +11,7 @@ const KIND: Kind = Kind::Config;
 /// `~/.aws/config` are checked).
 pub(super) fn anything_given(args: &CredentialArgs) -> bool {
     let id = &args.identity;
-    id.certificate.is_some()
+    id.cert.certificate.is_some()
         || id.private_key.is_some()
         || args.trust_anchor_arn.is_some()
         || args.profile_arn.is_some()
