@@ -39,8 +39,10 @@ const LAYERS: &[&[&str]] = &[
 const SUBLAYERS: &[(&str, &[&[&str]])] = &[(
     "agent",
     &[
-        // The cache and its `Loader` trait; the client of a running agent; readiness.
-        &["cache", "client", "notify"],
+        // What `status` reports (plain data); the cache and its `Loader` trait.
+        &["status", "cache", "notify"],
+        // The client of a running agent (it reads the status type).
+        &["client"],
         // The CreateSession loader and the expiry watch, on top of the cache.
         &["expiry", "loader"],
         // Follows renewals and swaps the loader's identity: it drives the loader, so the
