@@ -7,10 +7,12 @@ use secrecy::SecretString;
 
 use crate::identity::IdentitySpec;
 
+pub mod config_file;
 mod emulate;
 #[cfg(feature = "keyring")]
 pub mod keyring;
 
+pub use config_file::ConfigFileArgs;
 pub use emulate::EmulateArgs;
 
 /// Parses a secret flag value straight into a type whose `Debug` is redacted.
@@ -178,6 +180,8 @@ pub struct CredentialArgs {
 pub struct CredentialProcessArgs {
     #[command(flatten)]
     pub creds: CredentialArgs,
+    #[command(flatten)]
+    pub config: ConfigFileArgs,
     /// Do not read or write the on-disk credentials cache
     #[arg(long)]
     pub no_cache: bool,
@@ -190,6 +194,8 @@ pub struct CredentialProcessArgs {
 pub struct ServeArgs {
     #[command(flatten)]
     pub creds: CredentialArgs,
+    #[command(flatten)]
+    pub config: ConfigFileArgs,
     /// TCP port of the IMDSv2 and container endpoints
     #[arg(long, default_value_t = crate::server::DEFAULT_PORT)]
     pub port: u16,
@@ -238,6 +244,8 @@ pub struct HealthcheckArgs {
 pub struct UpdateArgs {
     #[command(flatten)]
     pub creds: CredentialArgs,
+    #[command(flatten)]
+    pub config: ConfigFileArgs,
     /// Profile of the shared credentials file to write
     #[arg(long, default_value = "default")]
     pub profile: String,
