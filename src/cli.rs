@@ -149,7 +149,7 @@ pub struct CredentialArgs {
     /// Signing region (default: the trust anchor's)
     #[arg(long)]
     pub region: Option<String>,
-    /// CreateSession endpoint (default: https://rolesanywhere.REGION.amazonaws.com)
+    /// CreateSession endpoint. Default: as the AWS SDKs choose it (AWS_ENDPOINT_URL_ROLESANYWHERE, AWS_ENDPOINT_URL, ~/.aws/config, then https://rolesanywhere[-fips].REGION.amazonaws.com or its partition's, FIPS and dual-stack forms)
     #[arg(long, value_name = "URL")]
     pub endpoint: Option<String>,
     /// Do not verify the endpoint's TLS certificate (warns)

@@ -203,3 +203,67 @@ fn a_password_in_a_group_readable_file_is_refused() {
     assert!(err.contains("chmod 600"), "{err}");
     assert!(!err.contains("hunter2"), "{err}");
 }
+
+/// Without `--endpoint`, the endpoint comes from the variables and `~/.aws/config` as the
+/// SDKs read them: the service's variable first, then the profile's `services` section.
+#[test]
+fn the_endpoint_comes_from_aws_endpoint_url_rolesanywhere_and_the_services_section() {
+    let (d, m) = matrix();
+    let emu = Emulator::start(&m.anchors, &[]);
+    let text = identity_toml(&m, &emu)
+        .lines()
+        .filter(|l| !l.starts_with("endpoint ="))
+        .collect::<Vec<_>>()
+        .join("\n")
+        + "\nno-cache = true\n";
+    let config = write_config(d.path(), &text);
+    let aws_config = d.path().join("aws-config");
+    std::fs::write(
+        &aws_config,
+        format!(
+            "[profile web]\nendpoint_url = https://unreachable.invalid\nservices = local\n\n[services local]\nrolesanywhere =\n  endpoint_url = {}\n",
+            emu.url
+        ),
+    )
+    .unwrap();
+    let base = || {
+        let mut cmd = agent();
+        cmd.args(["credential-process", "--debug", "--config"])
+            .arg(&config)
+            .env("AWS_CONFIG_FILE", &aws_config)
+            .env_remove("AWS_ENDPOINT_URL")
+            .env_remove("AWS_USE_FIPS_ENDPOINT")
+            .env_remove("AWS_USE_DUALSTACK_ENDPOINT")
+            .env_remove("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS");
+        cmd
+    };
+    let out = run(base()
+        .env("AWS_ENDPOINT_URL_ROLESANYWHERE", &emu.url)
+        .env("AWS_PROFILE", "absent"));
+    credentials(&out);
+    assert!(
+        stderr(&out).contains("AWS_ENDPOINT_URL_ROLESANYWHERE"),
+        "the debug log says why: {}",
+        stderr(&out)
+    );
+    let out = run(base()
+        .env_remove("AWS_ENDPOINT_URL_ROLESANYWHERE")
+        .env("AWS_PROFILE", "web"));
+    credentials(&out);
+    assert!(
+        stderr(&out).contains("[services local] of profile 'web'"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(emu.requests().len(), 2);
+    // A bad value is a configuration error naming the variable.
+    let out = run(base()
+        .env("AWS_USE_FIPS_ENDPOINT", "yes")
+        .env("AWS_PROFILE", "absent"));
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("AWS_USE_FIPS_ENDPOINT is 'yes', not true or false"),
+        "{}",
+        stderr(&out)
+    );
+}
