@@ -143,7 +143,6 @@ fn file_arguments(
     let from = origin(matches.value_source(CONFIG_ID));
     let file = ConfigFile::read(path, from)?;
     let entries = file.entries(root, sub)?;
-    file.check_secrets(&entries)?;
     merge(&file, sub, matches, entries)
 }
 
@@ -218,8 +217,9 @@ impl ConfigFile {
         position(&self.text, span.map_or(0, |s| s.start)).0
     }
 
-    /// Checks every key of the file (every section's too, so a typo anywhere is found)
-    /// and returns the running subcommand's entries: top-level first, its section after.
+    /// Checks every key of the file (every section's too, so a typo anywhere is found; and
+    /// a secret anywhere counts) and returns the running subcommand's entries: top-level
+    /// first, its section after.
     fn entries(
         &self,
         root: &clap::Command,
@@ -236,6 +236,7 @@ impl ConfigFile {
                     return Err(self.wrong_type(key, line, "a table of flags", item, "{ ... }"));
                 };
                 let checked = self.table_entries(table, section, &sections)?;
+                self.check_secrets(&checked)?;
                 if section.get_name() == sub.get_name() {
                     own = checked;
                 }
@@ -243,6 +244,7 @@ impl ConfigFile {
             }
             top.push(self.entry(key, line, item, sub, &sections)?);
         }
+        self.check_secrets(&top)?;
         top.extend(own);
         Ok(top)
     }

@@ -172,6 +172,11 @@ fn a_secret_in_a_file_others_can_read_is_refused() {
     let path = dir.path().join("agent.toml");
     for (text, key) in [
         ("port = 1\npkcs8-password = \"hunter2\"\n", "pkcs8-password"),
+        // In the section of another subcommand: still in the file.
+        (
+            "[update]\ntpm-key-password = \"hunter2\"\n",
+            "tpm-key-password",
+        ),
         (
             "private-key = \"pkcs11:token=t;object=k?pin-value=1234\"\n",
             "private-key",
