@@ -53,6 +53,8 @@ check "the image holds the binary, a CA bundle, /etc/hosts and a non-root user" 
     "[ -x '$mnt/rolesanywhere-agent' ] && [ -s '$mnt/etc/ssl/certs/ca-certificates.crt' ] && grep -q localhost '$mnt/etc/hosts' && grep -q ':65532:' '$mnt/etc/passwd'"
 check "the image has no shell" sh -c "[ ! -e '$mnt/bin/sh' ] && [ ! -e '$mnt/bin' ]"
 check "the image runs as user 65532" sh -c "podman image inspect --format '{{.Config.User}}' '$image' | grep -qx '65532:65532'"
+check "the image runs serve with its settings file (ROLESANYWHERE_CONFIG)" sh -c \
+    "podman image inspect --format '{{json .Config.Cmd}} {{json .Config.Env}}' '$image' | grep -q '^\\[\"serve\"\\] .*ROLESANYWHERE_CONFIG=/etc/rolesanywhere-agent.toml' && [ -s '$mnt/etc/rolesanywhere-agent.toml' ]"
 
 # The pod's volumes as kubelet makes them from container/k8s/deployment.yaml, so the test
 # runs the manifest as written: the agent's user and group, the pod's fsGroup and the
@@ -73,6 +75,23 @@ print(uid, gid, "none" if fs_group is None else fs_group, format(secret.get("def
 PY
 )
 echo "sidecar: manifest: runs as $run_uid:$run_gid, fsGroup $fs_group, Secret defaultMode $default_mode"
+# The agent's settings: the ConfigMap's agent.toml, mounted over the image's file; its ARNs
+# are the ones emulate accepts.
+read -r trust_anchor_arn profile_arn role_arn < <(python3 - container/k8s/deployment.yaml "$work/agent.toml" <<'PY'
+import sys, tomllib, yaml
+docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
+deployment = next(d for d in docs if d.get("kind") == "Deployment")
+pod = deployment["spec"]["template"]["spec"]
+agent = next(c for c in pod.get("initContainers", []) + pod["containers"] if c["name"] == "rolesanywhere-agent")
+mount = next(m for m in agent["volumeMounts"] if m["mountPath"] == "/etc/rolesanywhere-agent.toml")
+volume = next(v for v in pod["volumes"] if v["name"] == mount["name"])
+config_map = next(d for d in docs if d.get("kind") == "ConfigMap" and d["metadata"]["name"] == volume["configMap"]["name"])
+text = config_map["data"][mount["subPath"]]
+open(sys.argv[2], "w").write(text)
+settings = tomllib.loads(text)
+print(settings["trust-anchor-arn"], settings["profile-arn"], settings["role-arn"])
+PY
+)
 # Kubelet writes a Secret volume's files as root with defaultMode; with an fsGroup it gives
 # them that group and adds group read (and the containers get the group as a supplementary
 # one). The files sit behind the `..data` symlink of its atomic writer.
@@ -112,19 +131,16 @@ ip link set lo up
 # The image's filesystem with the pod's volumes mounted where the Deployment mounts them.
 mount --bind "$work/identity" "$mnt/etc/rolesanywhere-agent"
 mount --bind "$work/token" "$mnt/var/run/rolesanywhere-agent"
+mount --bind "$work/agent.toml" "$mnt/etc/rolesanywhere-agent.toml"
 "$debug_bin" emulate --trust-anchor-certificate "$work/pki/ca.pem" \
-    --trust-anchor-arn arn:aws:rolesanywhere:us-east-1:111122223333:trust-anchor/sidecar \
-    --profile-arn arn:aws:rolesanywhere:us-east-1:111122223333:profile/sidecar \
+    --trust-anchor-arn "$trust_anchor_arn" --profile-arn "$profile_arn" --role-arn "$role_arn" \
     --port 8443 --ready-file "$work/emulate.ready" --request-log "$work/requests.jsonl" > /dev/null 2>&1 &
 for _ in \$(seq 100); do [ -s "$work/emulate.ready" ] && break; sleep 0.1; done
-# The image's default command and user, with the ARNs and the emulated endpoint.
-ROLESANYWHERE_TRUST_ANCHOR_ARN=arn:aws:rolesanywhere:us-east-1:111122223333:trust-anchor/sidecar \
-ROLESANYWHERE_PROFILE_ARN=arn:aws:rolesanywhere:us-east-1:111122223333:profile/sidecar \
-ROLESANYWHERE_ROLE_ARN=arn:aws:iam::111122223333:role/sidecar \
+# The image's default command, environment and user, with the manifest's settings, plus the
+# emulated endpoint.
+ROLESANYWHERE_CONFIG=/etc/rolesanywhere-agent.toml \
 SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt \
-chroot --userspec=$run_uid:$run_gid --groups=$groups "$mnt" /rolesanywhere-agent serve --bind 127.0.0.1 --port 9911 \
-    --certificate /etc/rolesanywhere-agent/tls.crt --private-key /etc/rolesanywhere-agent/tls.key \
-    --container-token-file /var/run/rolesanywhere-agent/token --no-socket \
+chroot --userspec=$run_uid:$run_gid --groups=$groups "$mnt" /rolesanywhere-agent serve \
     --endpoint http://localhost:8443 > "$work/agent.out" 2> "$work/agent.err" &
 for _ in \$(seq 100); do
     chroot --userspec=$run_uid:$run_gid --groups=$groups "$mnt" /rolesanywhere-agent healthcheck > /dev/null 2>&1 && break

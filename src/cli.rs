@@ -7,10 +7,12 @@ use secrecy::SecretString;
 
 use crate::identity::IdentitySpec;
 
+pub mod config_file;
 mod emulate;
 #[cfg(feature = "keyring")]
 pub mod keyring;
 
+pub use config_file::ConfigFileArgs;
 pub use emulate::EmulateArgs;
 
 /// Parses a secret flag value straight into a type whose `Debug` is redacted.
@@ -199,7 +201,7 @@ pub struct CredentialArgs {
     /// Signing region (default: the trust anchor's)
     #[arg(long)]
     pub region: Option<String>,
-    /// CreateSession endpoint (default: https://rolesanywhere.REGION.amazonaws.com)
+    /// CreateSession endpoint. Default: as the AWS SDKs choose it (AWS_ENDPOINT_URL_ROLESANYWHERE, AWS_ENDPOINT_URL, ~/.aws/config, then https://rolesanywhere[-fips].REGION.amazonaws.com or its partition's, FIPS and dual-stack forms)
     #[arg(long, value_name = "URL")]
     pub endpoint: Option<String>,
     /// Do not verify the endpoint's TLS certificate (warns)
@@ -229,6 +231,8 @@ pub struct CredentialArgs {
 pub struct CredentialProcessArgs {
     #[command(flatten)]
     pub creds: CredentialArgs,
+    #[command(flatten)]
+    pub config: ConfigFileArgs,
     /// Do not read or write the on-disk credentials cache
     #[arg(long)]
     pub no_cache: bool,
@@ -241,6 +245,8 @@ pub struct CredentialProcessArgs {
 pub struct ServeArgs {
     #[command(flatten)]
     pub creds: CredentialArgs,
+    #[command(flatten)]
+    pub config: ConfigFileArgs,
     /// TCP port of the IMDSv2 and container endpoints
     #[arg(long, default_value_t = crate::server::DEFAULT_PORT)]
     pub port: u16,
@@ -290,6 +296,8 @@ pub struct HealthcheckArgs {
 pub struct UpdateArgs {
     #[command(flatten)]
     pub creds: CredentialArgs,
+    #[command(flatten)]
+    pub config: ConfigFileArgs,
     /// Profile of the shared credentials file to write
     #[arg(long, default_value = "default")]
     pub profile: String,

@@ -26,8 +26,12 @@ pub enum ConfigError {
     SessionName(String),
     #[error("--region '{0}' is not a region name")]
     Region(String),
-    #[error("--endpoint '{value}' is not usable: {reason}")]
-    Endpoint { value: String, reason: String },
+    #[error("{from} '{value}' is not usable: {reason}")]
+    Endpoint {
+        from: String,
+        value: String,
+        reason: String,
+    },
     #[error("{flag} is not supported: {why}")]
     NotSupported {
         flag: &'static str,
@@ -257,24 +261,16 @@ pub struct EndpointSettings {
 }
 
 impl EndpointSettings {
-    /// The endpoint from `--endpoint`, or the service's public one for `region`.
-    pub fn resolve(
-        endpoint: Option<&str>,
-        session: &SessionSettings,
-    ) -> Result<String, ConfigError> {
-        let Some(value) = endpoint.filter(|e| !e.is_empty()) else {
-            let suffix = match session.trust_anchor_arn.partition.as_str() {
-                "aws-cn" => "amazonaws.com.cn",
-                _ => "amazonaws.com",
-            };
-            return Ok(format!("https://rolesanywhere.{}.{suffix}", session.region));
-        };
+    /// Checks the endpoint `value` (named by `from` in errors: `--endpoint`, a variable, a
+    /// file) and returns it as `scheme://host[:port]`; `https://` is assumed without a scheme.
+    pub fn validate(from: &str, value: &str) -> Result<String, ConfigError> {
         let with_scheme = if value.contains("://") {
             value.to_string()
         } else {
             format!("https://{value}")
         };
         let bad = |reason: &str| ConfigError::Endpoint {
+            from: from.to_string(),
             value: value.to_string(),
             reason: reason.to_string(),
         };
@@ -367,22 +363,17 @@ mod tests {
     }
 
     #[test]
-    fn endpoints_default_by_partition_and_refuse_remote_plain_http() {
-        let s = SessionSettings::from_raw(&raw()).unwrap();
-        assert_eq!(
-            EndpointSettings::resolve(None, &s).unwrap(),
-            "https://rolesanywhere.us-east-1.amazonaws.com"
+    fn endpoints_refuse_remote_plain_http_and_paths_naming_their_source() {
+        let ok = |v: &str| EndpointSettings::validate("--endpoint", v).unwrap();
+        assert_eq!(ok("http://127.0.0.1:8080/"), "http://127.0.0.1:8080");
+        assert_eq!(ok("example.test"), "https://example.test");
+        assert!(EndpointSettings::validate("--endpoint", "http://10.0.0.1").is_err());
+        let e = EndpointSettings::validate("AWS_ENDPOINT_URL", "https://h/sessions").unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("AWS_ENDPOINT_URL 'https://h/sessions' is not usable"),
+            "{e}"
         );
-        assert_eq!(
-            EndpointSettings::resolve(Some("http://127.0.0.1:8080/"), &s).unwrap(),
-            "http://127.0.0.1:8080"
-        );
-        assert_eq!(
-            EndpointSettings::resolve(Some("example.test"), &s).unwrap(),
-            "https://example.test"
-        );
-        assert!(EndpointSettings::resolve(Some("http://10.0.0.1"), &s).is_err());
-        assert!(EndpointSettings::resolve(Some("https://h/sessions"), &s).is_err());
     }
 
     /// The hint lists every punctuation character a session name may hold, `_` included.

@@ -24,6 +24,8 @@ pub enum Error {
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
     #[error(transparent)]
+    Endpoint(#[from] crate::endpoint::EndpointError),
+    #[error(transparent)]
     Identity(#[from] crate::identity::IdentityError),
     #[error(transparent)]
     Session(#[from] crate::session::SessionError),
@@ -51,9 +53,11 @@ impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Identity(e) if e.is_runtime() => exit::RUNTIME,
-            Error::Config(_) | Error::Identity(_) | Error::Emulate(_) | Error::Server(_) => {
-                exit::USAGE
-            }
+            Error::Config(_)
+            | Error::Endpoint(_)
+            | Error::Identity(_)
+            | Error::Emulate(_)
+            | Error::Server(_) => exit::USAGE,
             Error::CredentialsFile(e) if e.is_configuration() => exit::USAGE,
             Error::CredentialsFile(_) => exit::RUNTIME,
             Error::Session(e) if e.is_configuration() => exit::USAGE,
@@ -70,6 +74,7 @@ impl Error {
     pub fn hint(&self) -> Option<String> {
         match self {
             Error::Config(e) => e.hint(),
+            Error::Endpoint(e) => e.hint(),
             Error::Identity(e) => e.hint(),
             Error::Session(e) => e.hint(),
             Error::Emulate(e) => e.hint(),

@@ -19,7 +19,7 @@ const LAYERS: &[&[&str]] = &[
         "private_dir",
         "signing",
     ],
-    &["signer", "pki", "credentials_file"],
+    &["signer", "pki", "credentials_file", "endpoint"],
     // Identity (keys and certificates) and the on-disk credentials cache.
     &["identity", "disk_cache"],
     // The CreateSession client and session preparation.

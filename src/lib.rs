@@ -7,6 +7,8 @@
 //!   the key sits behind [`signer::Signer`], the one interface every key store implements.
 //! - [`signing`] holds the pure SigV4-X509 rules; [`session`] is the CreateSession client that
 //!   signs and sends the request, retrying what can be retried.
+//! - [`endpoint`] chooses the CreateSession endpoint as the AWS SDKs do (flags, variables,
+//!   `~/.aws/config`, partition, FIPS, dual-stack).
 //! - [`credentials`] is the secret-bearing result and its output formats.
 //! - [`commands`] runs each subcommand (`demo` wires them together offline); [`emulate`] is
 //!   a local CreateSession service that verifies requests like the real one; [`pki`]
@@ -29,6 +31,7 @@ pub mod credentials_file;
 pub mod der;
 pub mod disk_cache;
 pub mod emulate;
+pub mod endpoint;
 pub mod error;
 pub mod files;
 pub mod identity;

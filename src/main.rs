@@ -4,8 +4,8 @@
 use std::io::IsTerminal as _;
 use std::process::ExitCode;
 
-use clap::Parser as _;
-use rolesanywhere_agent::cli::{Cli, Command};
+use rolesanywhere_agent::chain::Chain;
+use rolesanywhere_agent::cli::Command;
 use rolesanywhere_agent::error::{Report, exit};
 use tracing_subscriber::filter::Targets;
 use tracing_subscriber::layer::SubscriberExt as _;
@@ -13,7 +13,14 @@ use tracing_subscriber::util::SubscriberInitExt as _;
 
 fn main() -> ExitCode {
     let dump_guard = forbid_core_dumps();
-    let cli = Cli::parse();
+    // After the line above: the config file may hold a password.
+    let cli = match rolesanywhere_agent::cli::config_file::parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            eprintln!("error: {}", Chain::new(&e, e.hint()));
+            return ExitCode::from(exit::USAGE as u8);
+        }
+    };
     init_logging(&cli.command);
     if let Err(e) = dump_guard {
         tracing::warn!(

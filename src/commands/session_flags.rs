@@ -6,6 +6,7 @@ use crate::agent::cache::RefreshPolicy;
 use crate::cli::CredentialArgs;
 use crate::clock::Clock;
 use crate::config::{EndpointSettings, RawSession, SessionSettings};
+use crate::endpoint::{self, EndpointChoice};
 use crate::error::Error;
 use crate::session::{PreparedSession, SessionSpec};
 
@@ -30,8 +31,10 @@ pub fn spec(args: &CredentialArgs) -> Result<SessionSpec, Error> {
     if let Some(path) = &args.ca_bundle {
         ca_bundles.push(("--ca-bundle", path.clone()));
     }
+    let choice = endpoint_choice(args, &settings)?;
+    tracing::debug!(endpoint = %choice.url, why = %choice.why, "endpoint chosen");
     let endpoint = EndpointSettings {
-        base_url: EndpointSettings::resolve(args.endpoint.as_deref(), &settings)?,
+        base_url: EndpointSettings::validate(&choice.from, &choice.url)?,
         no_verify_ssl: args.no_verify_ssl,
         with_proxy: args.with_proxy,
         ca_bundles,
@@ -41,6 +44,20 @@ pub fn spec(args: &CredentialArgs) -> Result<SessionSpec, Error> {
         settings,
         endpoint,
     })
+}
+
+/// The CreateSession endpoint for `settings` and why (`--endpoint`, a variable,
+/// `~/.aws/config`, the partition's default), as the SDKs choose it.
+pub fn endpoint_choice(
+    args: &CredentialArgs,
+    settings: &SessionSettings,
+) -> Result<EndpointChoice, Error> {
+    let inputs = endpoint::Inputs::gather(args.endpoint.as_deref());
+    Ok(endpoint::choose_endpoint(
+        &inputs,
+        &settings.trust_anchor_arn.partition,
+        &settings.region,
+    )?)
 }
 
 /// Validates the flags, loads the identity and runs the pre-flight checks. Sends nothing.
