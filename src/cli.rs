@@ -375,6 +375,8 @@ pub const DOCTOR_EXIT_CODES: &str = "Exit codes:\n  0  nothing failed (warnings 
 pub struct DoctorArgs {
     #[command(flatten)]
     pub creds: CredentialArgs,
+    #[command(flatten)]
+    pub config: ConfigFileArgs,
     /// The agent's socket to ask (default: $XDG_RUNTIME_DIR/rolesanywhere-agent/agent.sock)
     #[arg(long, value_name = "PATH")]
     pub socket: Option<std::path::PathBuf>,

@@ -14,28 +14,6 @@ use crate::config::{EndpointSettings, SessionSettings};
 
 const KIND: Kind = Kind::Runtime;
 
-/// The endpoint and why it was chosen.
-///
-/// A seam: `config::choose_endpoint` (issue 13 item 6: the SDKs' FIPS, dual-stack and
-/// `AWS_ENDPOINT_URL*` rules) returns this shape; once it lands, [`choose`] calls it and the
-/// `endpoint.url` line prints its `why` unchanged.
-pub(super) struct EndpointChoice {
-    pub url: String,
-    pub why: String,
-}
-
-/// Today's rule (`config::EndpointSettings::resolve`): `--endpoint`, else the region's.
-fn choose(args: &CredentialArgs, settings: &SessionSettings, url: String) -> EndpointChoice {
-    let why = match args.endpoint.as_deref().filter(|e| !e.is_empty()) {
-        Some(_) => "given with --endpoint".to_string(),
-        None => format!(
-            "the default for region {} (partition {})",
-            settings.region, settings.trust_anchor_arn.partition
-        ),
-    };
-    EndpointChoice { url, why }
-}
-
 /// What later checks (clock, CreateSession) use.
 pub(super) struct Reached {
     pub settings: EndpointSettings,
@@ -76,7 +54,15 @@ pub(super) async fn check(
         }
     };
     let endpoint = spec.endpoint;
-    let choice = choose(args, settings, endpoint.base_url.clone());
+    // The same choice `credential-process` makes (flags, AWS_ENDPOINT_URL*, FIPS,
+    // dual-stack, the profile's settings, the partition), with the reason for it.
+    let choice = match super::super::session_flags::endpoint_choice(args, settings) {
+        Ok(choice) => choice,
+        Err(e) => {
+            report.fail_maybe("endpoint.url", Kind::Config, e.to_string(), e.hint());
+            return None;
+        }
+    };
     report.ok(
         "endpoint.url",
         Kind::Config,
