@@ -271,7 +271,12 @@ fn dechunk(mut body: &str) -> Option<Zeroizing<String>> {
     let mut out = Zeroizing::new(String::with_capacity(body.len()));
     loop {
         let (size, rest) = body.split_once("\r\n")?;
-        let size = usize::from_str_radix(size.split(';').next()?.trim(), 16).ok()?;
+        let size = size.split(';').next()?.trim();
+        // Hex digits only (RFC 9112 chunk-size): `from_str_radix` alone would take `+5`.
+        if size.is_empty() || !size.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        let size = usize::from_str_radix(size, 16).ok()?;
         if size == 0 {
             return Some(out);
         }
@@ -307,6 +312,9 @@ mod tests {
             "abcde"
         );
         assert!(dechunk("zz\r\n").is_none());
+        // A sign is not a hex digit, though `from_str_radix` takes it.
+        assert!(dechunk("+3\r\nabc\r\n0\r\n\r\n").is_none());
+        assert!(dechunk("\r\n").is_none());
     }
 
     #[test]

@@ -276,10 +276,7 @@ fn random_serial() -> Result<SerialNumber, PkiError> {
 
 /// A caller-chosen serial, checked against RFC 5280's limits on the magnitude.
 fn explicit_serial(serial: &[u8]) -> Result<SerialNumber, PkiError> {
-    let mut magnitude = serial;
-    while let [0, rest @ ..] = magnitude {
-        magnitude = rest;
-    }
+    let magnitude = crate::der::strip_leading_zeros(serial);
     if magnitude.is_empty() {
         return Err(PkiError::Invalid("serial number must be positive".into()));
     }

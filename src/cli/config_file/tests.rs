@@ -40,7 +40,7 @@ fn file_values_fill_the_flags_the_command_line_did_not_give() {
         "certificate = \"/c.pem\"\nport = 9000\nno-verify-ssl = true\nallow-host = [\"a.test\", \"b.test\"]\nrefresh-before = \"5m\"\ntrust-anchor-arn = \"x\"\n",
         &["--port", "9100", "--trust-anchor-arn", TA],
     );
-    assert_eq!(a.creds.identity.certificate.as_deref(), Some("/c.pem"));
+    assert_eq!(a.creds.identity.cert.certificate.as_deref(), Some("/c.pem"));
     assert_eq!(a.port, 9100, "the command line wins");
     assert_eq!(a.creds.trust_anchor_arn.as_deref(), Some(TA));
     assert!(a.creds.no_verify_ssl);
@@ -68,7 +68,7 @@ fn a_section_applies_to_its_subcommand_only_and_wins_over_the_top_level() {
     // The top-level `socket` is not a flag of update.
     let e = file_error(text, &["update"]);
     assert!(
-        matches!(&e, ConfigFileError::OtherSubcommand { key, line: 2, owners, .. } if key == "socket" && owners == "credential-process, serve"),
+        matches!(&e, ConfigFileError::OtherSubcommand { key, line: 2, owners, .. } if key == "socket" && owners == "credential-process, serve, doctor"),
         "{e}"
     );
     assert!(e.hint().unwrap().contains("[credential-process]"), "{e:?}");

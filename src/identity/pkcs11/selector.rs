@@ -133,7 +133,7 @@ impl CertSelector {
             && self
                 .serial
                 .as_deref()
-                .is_none_or(|s| s == trim_zeros(cert.serial_der()))
+                .is_none_or(|s| s == crate::der::strip_leading_zeros(cert.serial_der()))
     }
 }
 
@@ -190,14 +190,7 @@ fn parse_serial(value: &str) -> Result<Vec<u8>, SelectorError> {
         digits
     };
     let bytes = hex::decode(padded).map_err(|_| bad())?;
-    Ok(trim_zeros(&bytes).to_vec())
-}
-
-fn trim_zeros(mut bytes: &[u8]) -> &[u8] {
-    while let [0, rest @ ..] = bytes {
-        bytes = rest;
-    }
-    bytes
+    Ok(crate::der::strip_leading_zeros(&bytes).to_vec())
 }
 
 /// Splits a distinguished name string into normalised `type=value` pairs: split at commas

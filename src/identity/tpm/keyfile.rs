@@ -156,10 +156,7 @@ fn parse_u32(value: &[u8]) -> Option<u32> {
     if first & 0x80 != 0 {
         return None;
     }
-    let mut trimmed = value;
-    while let [0, rest @ ..] = trimmed {
-        trimmed = rest;
-    }
+    let trimmed = crate::der::strip_leading_zeros(value);
     if trimmed.len() > 4 {
         return None;
     }

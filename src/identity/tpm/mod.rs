@@ -332,7 +332,8 @@ fn parse_handle(value: &str) -> Option<u32> {
         .strip_prefix("0x")
         .or_else(|| value.strip_prefix("0X"))
         .unwrap_or(value);
-    if hex.is_empty() || hex.len() > 8 {
+    // Hex digits only: `from_str_radix` alone would take a leading `+`.
+    if hex.is_empty() || hex.len() > 8 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }
     let handle = u32::from_str_radix(hex, 16).ok()?;
@@ -769,10 +770,8 @@ impl TpmKey {
 
 /// Left-pads a big-endian number to `len` bytes (dropping leading zeros if longer);
 /// `None` when it does not fit.
-fn left_pad(mut v: &[u8], len: usize) -> Option<Vec<u8>> {
-    while let [0, rest @ ..] = v {
-        v = rest;
-    }
+fn left_pad(v: &[u8], len: usize) -> Option<Vec<u8>> {
+    let v = crate::der::strip_leading_zeros(v);
     if v.len() > len {
         return None;
     }
