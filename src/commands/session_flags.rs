@@ -10,17 +10,22 @@ use crate::endpoint::{self, EndpointChoice};
 use crate::error::Error;
 use crate::session::{PreparedSession, SessionSpec};
 
-/// The session and endpoint settings of the flags, validated; no file is read.
-pub fn spec(args: &CredentialArgs) -> Result<SessionSpec, Error> {
-    super::refuse_unbuilt_features(&args.identity)?;
-    let settings = SessionSettings::from_raw(&RawSession {
+/// The session flags as given, before validation.
+pub fn raw_session(args: &CredentialArgs) -> RawSession<'_> {
+    RawSession {
         trust_anchor_arn: args.trust_anchor_arn.as_deref(),
         profile_arn: args.profile_arn.as_deref(),
         role_arn: args.role_arn.as_deref(),
         region: args.region.as_deref(),
         duration_seconds: args.session_duration,
         role_session_name: args.role_session_name.as_deref(),
-    })?;
+    }
+}
+
+/// The session and endpoint settings of the flags, validated; no file is read.
+pub fn spec(args: &CredentialArgs) -> Result<SessionSpec, Error> {
+    super::refuse_unbuilt_features(&args.identity)?;
+    let settings = SessionSettings::from_raw(&raw_session(args))?;
     let mut ca_bundles = Vec::new();
     if let Some(path) = std::env::var("AWS_CA_BUNDLE")
         .ok()

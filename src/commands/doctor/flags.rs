@@ -3,7 +3,7 @@
 
 use super::{Kind, Report};
 use crate::cli::CredentialArgs;
-use crate::config::{Arn, ConfigError, RawSession, SessionSettings};
+use crate::config::{Arn, ConfigError, SessionSettings};
 
 const KIND: Kind = Kind::Config;
 
@@ -79,14 +79,7 @@ pub(super) fn check(args: &CredentialArgs, report: &mut Report) -> Option<Sessio
             "needs both ARNs to parse",
         ),
     }
-    let raw = RawSession {
-        trust_anchor_arn: args.trust_anchor_arn.as_deref(),
-        profile_arn: args.profile_arn.as_deref(),
-        role_arn: args.role_arn.as_deref(),
-        region: args.region.as_deref(),
-        duration_seconds: args.session_duration,
-        role_session_name: args.role_session_name.as_deref(),
-    };
+    let raw = super::super::session_flags::raw_session(args);
     match SessionSettings::from_raw(&raw) {
         Ok(s) => {
             report.ok(
