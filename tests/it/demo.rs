@@ -1,8 +1,6 @@
 //! The README's first command: `demo` runs the whole flow offline and shows no secret.
 
-mod util;
-
-use util::*;
+use crate::support::*;
 
 #[test]
 fn demo_runs_end_to_end_and_redacts_secrets() {

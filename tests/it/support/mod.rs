@@ -1,8 +1,14 @@
-//! Shared helpers for the integration tests: the built binary, a throwaway PKI and an
-//! `emulate` process on 127.0.0.1 with a request log. Everything is loopback-only and bounded
-//! in time.
+//! Shared helpers for the integration tests: the built binary, a throwaway PKI (generated
+//! once per process, `test_pki`) and an `emulate` process on 127.0.0.1 with a request log.
+//! Everything is loopback-only and bounded in time.
 
 #![allow(dead_code)]
+
+pub mod rotation;
+pub mod softhsm;
+pub mod test_pki;
+
+pub use test_pki::{matrix, matrix_generated_at};
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -45,13 +51,6 @@ pub fn agent() -> Command {
         .env_remove("http_proxy")
         .stdin(Stdio::null());
     cmd
-}
-
-/// The test PKI in a temporary directory (kept alive by the returned guard).
-pub fn matrix() -> (tempfile::TempDir, TestMatrix) {
-    let dir = tempfile::tempdir().unwrap();
-    let m = pki::write_test_matrix(dir.path()).unwrap();
-    (dir, m)
 }
 
 pub fn path(p: &Path) -> String {

@@ -1,13 +1,11 @@
 //! Identities without key files: `env:NAME` and `-` (standard input) for --certificate,
 //! --private-key and --intermediates. Secrets read this way are never echoed or logged.
 
-mod util;
-
 use std::io::Write as _;
 use std::process::Stdio;
 
+use crate::support::*;
 use rolesanywhere_agent::pki::KeyType;
-use util::*;
 
 fn pem(p: &std::path::Path) -> String {
     std::fs::read_to_string(p).unwrap()

@@ -2,10 +2,8 @@
 //! and format, with and without intermediates; bad inputs exit 2 with nothing on stdout and
 //! nothing sent; service failures, retries and hints.
 
-mod util;
-
+use crate::support::*;
 use rolesanywhere_agent::pki::{KeyType, TEST_PASSWORD};
-use util::*;
 
 /// A named way of passing an identity: flags and environment variables.
 type Variant = (String, Vec<String>, Vec<(&'static str, &'static str)>);

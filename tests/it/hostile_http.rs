@@ -7,8 +7,6 @@
 //! File descriptors: each flood opens 320 sockets in this process and the agent holds at most
 //! 256 (its connection cap) plus a few; both stay far below the usual limit of 1024.
 
-mod util;
-
 use std::io::{self, Read as _, Write as _};
 use std::net::{SocketAddr, TcpStream};
 use std::os::unix::fs::PermissionsExt as _;
@@ -16,7 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use util::*;
+use crate::support::*;
 
 /// Connections each flood keeps open (the agent's cap is 256).
 const FLOOD: usize = 320;

@@ -2,12 +2,10 @@
 //! there and moves with what the agent does; the metrics listener serves nothing else and
 //! keeps the `Host` rule; no secret appears in the text.
 
-mod util;
-
 use std::time::{Duration, Instant};
 
+use crate::support::*;
 use rolesanywhere_agent::pki;
-use util::*;
 
 /// The value of the sample whose name and labels are exactly `series`.
 fn sample(text: &str, series: &str) -> Option<f64> {

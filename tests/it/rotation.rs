@@ -7,18 +7,16 @@
 //! request log: which certificate serial signed each CreateSession, and whether any was
 //! rejected. Credentials live 20 s there, so a refresh comes every ~10 s.
 
-mod pkcs11_util;
-mod rotation_util;
-mod util;
-
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use crate::support::rotation::{
+    Pki, SecretVolume, Serve, key_pem, overwrite, rename_into_place, serial,
+};
+use crate::support::{self, Emulator, http, path};
 use rolesanywhere_agent::identity::Certificate;
 use rolesanywhere_agent::pki::Issued;
-use rotation_util::{Pki, SecretVolume, Serve, key_pem, overwrite, rename_into_place, serial};
-use util::{Emulator, http, path};
 
 /// Waits (at most `limit`) for a CreateSession signed with `serial`.
 fn wait_for_serial(emu: &Emulator, serial: &str, limit: Duration) -> bool {
@@ -78,7 +76,7 @@ fn rotation_style(
     // The socket answers a credential-process that reads the new files (no CreateSession
     // of its own; the agent's next refresh is ~8 s away).
     let before = emu.requests().len();
-    let out = util::run(&mut util::credential_process(
+    let out = support::run(&mut support::credential_process(
         &emu.url,
         &[
             "--certificate",
@@ -89,12 +87,12 @@ fn rotation_style(
             &path(&socket),
         ],
     ));
-    util::credentials(&out);
+    support::credentials(&out);
     assert_eq!(
         emu.requests().len(),
         before,
         "credential-process was answered by the agent: {}",
-        util::stderr(&out)
+        support::stderr(&out)
     );
     let log = serve.log();
     assert!(
@@ -377,7 +375,7 @@ fn a_fifo_certificate_at_sighup_freezes_nothing() {
 
 #[test]
 fn a_certificate_renewed_on_a_pkcs11_token_is_used_for_the_next_session() {
-    use pkcs11_util::{Object, SoftHsm, run_bounded};
+    use crate::support::softhsm::{Object, SoftHsm, run_bounded};
     const PIN: &str = "rot-pin-1234";
     let pki = Pki::new();
     let emu = Emulator::start(&pki.anchor, &["--credential-lifetime", "20"]);
@@ -403,7 +401,7 @@ fn a_certificate_renewed_on_a_pkcs11_token_is_used_for_the_next_session() {
         false,
     );
     let conf = path(&hsm.conf);
-    let mut cmd = util::agent();
+    let mut cmd = support::agent();
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("serve.log");
     cmd.args(["serve", "--port", "0", "--no-socket", "--certificate"])
@@ -411,11 +409,11 @@ fn a_certificate_renewed_on_a_pkcs11_token_is_used_for_the_next_session() {
         .args(["--pkcs11-lib", &hsm.module])
         .args([
             "--trust-anchor-arn",
-            util::TA,
+            support::TA,
             "--profile-arn",
-            util::PROFILE,
+            support::PROFILE,
         ])
-        .args(["--role-arn", util::ROLE, "--endpoint", &emu.url])
+        .args(["--role-arn", support::ROLE, "--endpoint", &emu.url])
         .env("SOFTHSM2_CONF", &conf)
         .env("ROLESANYWHERE_PKCS11_PIN", PIN)
         .stdout(std::process::Stdio::null())
@@ -492,7 +490,7 @@ fn update_follows_a_renewal_too() {
     let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
     overwrite(&cert, &a.cert_pem);
     overwrite(&key, &key_pem(&a));
-    let mut child = util::agent()
+    let mut child = support::agent()
         .args([
             "update",
             "--profile",
@@ -503,11 +501,11 @@ fn update_follows_a_renewal_too() {
         .args(["--private-key", &path(&key)])
         .args([
             "--trust-anchor-arn",
-            util::TA,
+            support::TA,
             "--profile-arn",
-            util::PROFILE,
+            support::PROFILE,
         ])
-        .args(["--role-arn", util::ROLE, "--endpoint", &emu.url])
+        .args(["--role-arn", support::ROLE, "--endpoint", &emu.url])
         .env(
             "AWS_SHARED_CREDENTIALS_FILE",
             dir.path().join("credentials"),

@@ -368,25 +368,47 @@ fn a_non_utf8_file_is_left_alone() {
 fn an_unwritable_directory_is_an_error_that_names_the_file_and_no_secret() {
     use std::os::unix::fs::PermissionsExt;
     let tmp = tempfile::tempdir().unwrap();
+    // Others may enter (root runs the update below as nobody); nobody may write in `ro`.
+    fs::set_permissions(tmp.path(), fs::Permissions::from_mode(0o755)).unwrap();
     let dir = tmp.path().join("ro");
     fs::create_dir(&dir).unwrap();
     let path = dir.join("credentials");
     fs::write(&path, "[default]\n").unwrap();
-    fs::set_permissions(&dir, fs::Permissions::from_mode(0o500)).unwrap();
-    let probe = fs::write(dir.join("probe"), "");
-    if probe.is_ok() {
-        // Running as root: permissions do not stop us, nothing to test.
-        return;
-    }
-    let err = update_profile(&path, "default", &creds()).unwrap_err();
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o555)).unwrap();
+    let err = update_as_non_root(&path);
     fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).unwrap();
     let text = format!("{err} {err:?} {:?}", err.hint());
-    assert!(matches!(err, CredentialsFileError::Write { .. }), "{text}");
-    assert!(text.contains("credentials"), "{text}");
+    // The lock file beside it is the first thing written, so that is what fails.
+    assert!(matches!(err, CredentialsFileError::Lock { .. }), "{text}");
+    assert!(text.contains("credentials.lock"), "{text}");
     assert!(err.hint().is_some(), "{text}");
     assert!(
         !text.contains("new/secret") && !text.contains("NEWTOKEN"),
         "{text}"
     );
     assert_eq!(fs::read_to_string(&path).unwrap(), "[default]\n");
+}
+
+/// `update_profile(path)`, which must fail, run with the permissions of a user: as root (CI
+/// runs as root, and root writes anywhere) on a thread that is nobody for the call. The
+/// thread's uids are set with the raw syscall, which changes that thread only (glibc's
+/// setresuid would change the whole test process), and the saved uid stays root so the
+/// thread can change back.
+#[cfg(unix)]
+fn update_as_non_root(path: &Path) -> CredentialsFileError {
+    use rustix::process::{Uid, geteuid};
+    if !geteuid().is_root() {
+        return update_profile(path, "default", &creds()).unwrap_err();
+    }
+    let path = path.to_path_buf();
+    std::thread::spawn(move || {
+        let (root, nobody) = (Uid::ROOT, Uid::from_raw(65534));
+        rustix::thread::set_thread_res_uid(nobody, nobody, root).unwrap();
+        let result = update_profile(&path, "default", &creds());
+        rustix::thread::set_thread_res_uid(root, root, root).unwrap();
+        result.unwrap_err()
+    })
+    .join()
+    .unwrap()
 }

@@ -3,18 +3,16 @@
 //! that caps the session below the duration asked, a primed cache that must not hide a
 //! broken key, and (in-process) a signature that takes seconds while the agent answers.
 
-mod util;
-
 use std::io::{Read as _, Write as _};
 use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::support::*;
 use rolesanywhere_agent::pki::KeyType;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
-use util::*;
 
 /// The data (heap and anonymous memory) a child may use in [`run_bounded`].
 const DATA_LIMIT: u64 = 128 * 1024 * 1024;

@@ -22,20 +22,17 @@
 
 #![cfg(feature = "pkcs11")]
 
-mod pkcs11_util;
-mod util;
-
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::{LazyLock, Mutex, MutexGuard};
 
-use pkcs11_util::{Object, SoftHsm};
+use crate::support::softhsm::{Object, SoftHsm};
+use crate::support::*;
 use rolesanywhere_agent::identity::{Identity, IdentitySpec, pkcs11};
 use rolesanywhere_agent::pki::{Ca, Issued, KeyType, LeafOptions, Validity};
 use rolesanywhere_agent::signer::{Digest, Signer as _, verify};
 use time::Duration;
-use util::*;
 
 const PIN: &str = "123456";
 
@@ -191,7 +188,7 @@ fn cp(emu: &Emulator, args: &[&str]) -> Command {
 
 /// Every run of the binary is bounded: a hung token fails the test instead of hanging it.
 fn run_limited(cmd: &mut Command) -> std::process::Output {
-    pkcs11_util::run_bounded(cmd, std::time::Duration::from_secs(120))
+    crate::support::softhsm::run_bounded(cmd, std::time::Duration::from_secs(120))
 }
 
 fn module() -> &'static str {

@@ -1,13 +1,11 @@
 //! `sign-string` and `read-certificate-data`, the Go helper's diagnostic commands.
 
-mod util;
-
 use std::io::Write as _;
 use std::process::Stdio;
 
+use crate::support::*;
 use rolesanywhere_agent::identity::parse_certificates;
 use rolesanywhere_agent::signer::{self, Digest};
-use util::*;
 
 const VECTORS: &str = "tests/data/vectors/pki";
 

@@ -1,6 +1,6 @@
 //! Round-trip checks of the throwaway test PKI (`rolesanywhere_agent::pki`): every file that
 //! `write_test_matrix` writes decodes back to what it claims to be, chains to the right CA, and
-//! (when `openssl` is on PATH) is accepted by OpenSSL too.
+//! is accepted by OpenSSL too (`openssl` missing fails the test).
 
 use std::fs;
 use std::path::Path;
@@ -13,9 +13,7 @@ use aws_lc_rs::signature::{
 use p12_keystore::{KeyStore, Pkcs12Archive, Pkcs12ImportPolicy};
 use pkcs8::pkcs5::pbes2;
 use pkcs8::{DecodePrivateKey, EncryptedPrivateKeyInfoRef};
-use rolesanywhere_agent::pki::{
-    KeyType, LeafFiles, TEST_PASSWORD, TestMatrix, Validity, write_test_matrix,
-};
+use rolesanywhere_agent::pki::{KeyType, LeafFiles, TEST_PASSWORD, TestMatrix, Validity};
 use time::{Duration, OffsetDateTime};
 use x509_parser::certificate::X509Certificate;
 use x509_parser::pem::parse_x509_pem;
@@ -26,11 +24,10 @@ const SHA256_WITH_RSA: &str = "1.2.840.113549.1.1.11";
 /// Slack between the test's clock reading and the matrix's (RSA-4096 generation is slow).
 const SLACK_SECONDS: i64 = 300;
 
+/// The process's test matrix (one `write_test_matrix` run, copied per test) and when it was
+/// generated.
 fn matrix() -> (tempfile::TempDir, TestMatrix, OffsetDateTime) {
-    let dir = tempfile::tempdir().unwrap();
-    let now = OffsetDateTime::now_utc();
-    let matrix = write_test_matrix(dir.path()).unwrap();
-    (dir, matrix, now)
+    crate::support::matrix_generated_at()
 }
 
 /// Reads a PEM file: (label, DER).
@@ -435,20 +432,24 @@ fn openssl(args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
-fn openssl_available() -> bool {
-    Command::new("openssl")
+/// Fails the test, saying how to get it, when `openssl` cannot run: the README promises that
+/// a missing tool fails the suite instead of skipping the check.
+fn require_openssl() {
+    let ok = Command::new("openssl")
         .arg("version")
         .output()
         .map(|o| o.status.success())
-        .unwrap_or(false)
+        .unwrap_or(false);
+    assert!(
+        ok,
+        "`openssl version` does not run: this test cross-checks the PKI with OpenSSL; install \
+         the openssl package (scripts/test.sh does)"
+    );
 }
 
 #[test]
 fn openssl_accepts_the_files() {
-    if !openssl_available() {
-        eprintln!("openssl not on PATH: skipping the OpenSSL checks");
-        return;
-    }
+    require_openssl();
     let (_dir, m, _) = matrix();
     let s = |p: &Path| p.to_str().unwrap().to_owned();
     let pass = format!("pass:{TEST_PASSWORD}");

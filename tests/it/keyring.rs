@@ -7,14 +7,12 @@
 
 #![cfg(feature = "keyring")]
 
-mod util;
-
 use std::os::unix::process::{CommandExt as _, ExitStatusExt as _};
 use std::process::{Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::support::*;
 use rolesanywhere_agent::pki::{KeyType, TEST_PASSWORD};
-use util::*;
 
 /// The longest a whole scripted session may take.
 const SESSION_LIMIT: Duration = Duration::from_secs(120);

@@ -1,10 +1,8 @@
 //! A real client: botocore resolves credentials through a `credential_process` line that runs
 //! the built binary against `emulate`. botocore must be importable (`.ci/run` installs it).
 
-mod util;
-
+use crate::support::*;
 use rolesanywhere_agent::pki::KeyType;
-use util::*;
 
 #[test]
 fn botocore_resolves_credentials_through_credential_process() {

@@ -7,15 +7,14 @@
 //! About three minutes, so it is ignored by a plain `cargo test`; scripts/test.sh runs it
 //! (`cargo test --test soak -- --ignored`).
 
-mod rotation_util;
-mod util;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use rotation_util::{Pki, SecretVolume, Serve, key_pem, overwrite, rename_into_place, serial};
-use util::{BOTOCORE_WHO, Emulator, botocore, http, imds_credentials};
+use crate::support::rotation::{
+    Pki, SecretVolume, Serve, key_pem, overwrite, rename_into_place, serial,
+};
+use crate::support::{self, BOTOCORE_WHO, Emulator, botocore, http, imds_credentials};
 
 /// Credentials live 16 s at emulate: a refresh about every 8 s.
 const LIFETIME: &str = "16";
@@ -196,12 +195,12 @@ fn serve_survives_refreshes_and_renewals_under_load() {
         "{} bad answers: {failures:?}",
         failures.len()
     );
-    let text = util::stdout(&out);
-    assert!(out.status.success(), "botocore: {}", util::stderr(&out));
+    let text = support::stdout(&out);
+    assert!(out.status.success(), "botocore: {}", support::stderr(&out));
     assert!(
         !text.contains("Traceback"),
         "botocore: {text}{}",
-        util::stderr(&out)
+        support::stderr(&out)
     );
     let rounds: u64 = text
         .lines()

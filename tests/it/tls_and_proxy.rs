@@ -1,14 +1,12 @@
 //! CreateSession over TLS (system roots plus AWS_CA_BUNDLE / --ca-bundle, or --no-verify-ssl)
 //! and through a proxy only with --with-proxy, all on 127.0.0.1.
 
-mod util;
-
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::net::TcpListener;
 use std::time::Duration;
 
+use crate::support::*;
 use rolesanywhere_agent::pki::KeyType;
-use util::*;
 
 fn identity_args(m: &rolesanywhere_agent::pki::TestMatrix) -> Vec<String> {
     let leaf = m.leaf(KeyType::P256).unwrap();

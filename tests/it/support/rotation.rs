@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use rolesanywhere_agent::identity::Certificate;
 use rolesanywhere_agent::pki::{Ca, Issued, KeyType, LeafOptions, Validity};
 
-use super::util::{Emulator, PROFILE, ROLE, TA, agent};
+use super::{Emulator, PROFILE, ROLE, TA, agent};
 
 /// A root CA that issues leaves on demand, with its anchor file.
 pub struct Pki {

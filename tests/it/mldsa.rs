@@ -4,17 +4,15 @@
 //! an intermediate chain in the headers; bad ML-DSA inputs; `sign-string` and
 //! `read-certificate-data`.
 
-mod util;
-
 use std::io::Write as _;
 use std::path::Path;
 use std::process::Stdio;
 
+use crate::support::*;
 use rolesanywhere_agent::pki::{
     Ca, GeneratedKey, Issued, KeyType, LeafOptions, MlDsaKeyForm, Validity, ml_dsa_pkcs8,
 };
 use rolesanywhere_agent::signer::{self, Digest, KeyKind};
-use util::*;
 
 const PASSWORD: &str = "ml-dsa-password";
 

@@ -2,12 +2,10 @@
 //! clients through IMDS, the container endpoint and credential_process; one CreateSession
 //! however many clients ask; never an empty or expired key; signals and systemd.
 
-mod util;
-
 use std::time::{Duration, Instant};
 
+use crate::support::*;
 use rolesanywhere_agent::pki::{KeyType, TEST_PASSWORD};
-use util::*;
 
 fn json(body: &str) -> serde_json::Value {
     serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"))

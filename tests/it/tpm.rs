@@ -6,17 +6,15 @@
 
 #![cfg(feature = "tpm")]
 
-mod util;
-
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::support::*;
 use rolesanywhere_agent::identity::tpm::{self, Tcti, TpmError, TpmKey};
 use rolesanywhere_agent::signer::{Digest, KeyKind, Signer, verify};
 use secrecy::SecretString;
-use util::*;
 
 const PASSWORD: &str = "tpm-key-pass";
 
