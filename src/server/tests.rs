@@ -1,5 +1,5 @@
 //! Route-level tests: every status code decided by `routes`, answered without a socket
-//! (the socket side is in `tests/server_endpoints.rs`).
+//! (the socket side is in `tests/it/server_endpoints.rs`).
 
 use std::sync::Mutex;
 
