@@ -14,6 +14,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::support::flood::{self, Flood};
+use crate::support::raw_http;
 use crate::support::*;
 
 /// Connections each flood keeps open (the agent's cap is 256).
@@ -68,26 +70,14 @@ impl Conn {
     }
 
     fn parse(&mut self) -> io::Result<Option<(u16, String)>> {
-        let Some(end) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+        let Some((head_end, total)) = raw_http::complete(&self.buf) else {
             return Ok(None);
         };
-        let head = String::from_utf8_lossy(&self.buf[..end]).into_owned();
-        let status = head
-            .split(' ')
-            .nth(1)
-            .and_then(|s| s.parse().ok())
+        let head = String::from_utf8_lossy(&self.buf[..head_end - 4]).into_owned();
+        let (status, _) = raw_http::parse_head(&head)
             .ok_or_else(|| io::Error::other(format!("bad response {head:?}")))?;
-        let len: usize = head
-            .lines()
-            .filter_map(|l| l.split_once(':'))
-            .find(|(k, _)| k.trim().eq_ignore_ascii_case("content-length"))
-            .and_then(|(_, v)| v.trim().parse().ok())
-            .unwrap_or(0);
-        if self.buf.len() < end + 4 + len {
-            return Ok(None);
-        }
-        let body = String::from_utf8_lossy(&self.buf[end + 4..end + 4 + len]).into_owned();
-        self.buf.drain(..end + 4 + len);
+        let body = String::from_utf8_lossy(&self.buf[head_end..total]).into_owned();
+        self.buf.drain(..total);
         Ok(Some((status, body)))
     }
 }
@@ -425,16 +415,6 @@ fn legitimate_client(addr: &str, token: &str) -> Measured {
     m
 }
 
-#[derive(Clone, Copy, Debug)]
-enum Flood {
-    /// Keep-alive connections that each send `GET /healthz` every 3 s.
-    KeepAlive,
-    /// Connections that send nothing.
-    Idle,
-    /// Connections that send their request head a byte every 300 ms.
-    Slowloris,
-}
-
 /// Runs `kind` with `FLOOD` connections from this process (re-opened whenever the agent
 /// closes one) while the legitimate client is measured; returns what it saw.
 fn under_flood(kind: Flood) -> Measured {
@@ -453,7 +433,7 @@ fn under_flood(kind: Flood) -> Measured {
         .unwrap();
     for n in 0..FLOOD {
         let (addr, stop, opened) = (addr.clone(), stop.clone(), opened.clone());
-        rt.spawn(flood_connection(kind, n, addr, stop, opened));
+        rt.spawn(flood::connection(kind, n, addr, stop, opened));
     }
     // Let the flood fill the table before measuring.
     let ramp = Instant::now() + Duration::from_secs(5);
@@ -480,59 +460,6 @@ fn under_flood(kind: Flood) -> Measured {
     );
     drop(s);
     m
-}
-
-async fn flood_connection(
-    kind: Flood,
-    n: usize,
-    addr: String,
-    stop: Arc<AtomicBool>,
-    opened: Arc<AtomicU64>,
-) {
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    let head = b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n";
-    while !stop.load(Ordering::Relaxed) {
-        let Ok(mut c) = tokio::net::TcpStream::connect(&addr).await else {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-            continue;
-        };
-        opened.fetch_add(1, Ordering::Relaxed);
-        let mut buf = [0u8; 4096];
-        match kind {
-            Flood::KeepAlive => {
-                // Staggered, so requests arrive all the time rather than in waves.
-                tokio::time::sleep(Duration::from_millis((n as u64 * 37) % 3000)).await;
-                while !stop.load(Ordering::Relaxed) {
-                    if c.write_all(head).await.is_err() {
-                        break;
-                    }
-                    // A reply, or the agent closing the connection (while it waited for one).
-                    match tokio::time::timeout(Duration::from_secs(3), c.read(&mut buf)).await {
-                        Ok(Ok(n)) if n > 0 => {}
-                        Ok(_) => break,
-                        Err(_) => {}
-                    }
-                    tokio::time::sleep(Duration::from_secs(3)).await;
-                }
-            }
-            Flood::Idle => {
-                // Until the agent closes it.
-                let _ = c.read(&mut buf).await;
-            }
-            Flood::Slowloris => {
-                for byte in head {
-                    if stop.load(Ordering::Relaxed) || c.write_all(&[*byte]).await.is_err() {
-                        break;
-                    }
-                    let closed = tokio::time::timeout(Duration::from_millis(300), c.read(&mut buf));
-                    if let Ok(Ok(0) | Err(_)) = closed.await {
-                        break;
-                    }
-                }
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 fn assert_served(kind: Flood) {

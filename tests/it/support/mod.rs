@@ -4,6 +4,9 @@
 
 #![allow(dead_code)]
 
+pub mod flood;
+pub mod launch;
+pub mod raw_http;
 pub mod rotation;
 pub mod softhsm;
 pub mod test_pki;
@@ -16,9 +19,7 @@ use std::time::{Duration, Instant};
 
 use rolesanywhere_agent::pki::{self, TestMatrix};
 
-pub const TA: &str = "arn:aws:rolesanywhere:us-east-1:111122223333:trust-anchor/ta1";
-pub const PROFILE: &str = "arn:aws:rolesanywhere:us-east-1:111122223333:profile/p1";
-pub const ROLE: &str = "arn:aws:iam::111122223333:role/exam";
+pub use launch::{PROFILE, ROLE, TA};
 
 pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_rolesanywhere-agent")
@@ -39,18 +40,7 @@ pub fn scratch_dir(what: &str) -> PathBuf {
 /// credentials cache and runtime directory (so no cache entry or agent of another test, or
 /// of the user, answers), no password or proxy variables.
 pub fn agent() -> Command {
-    let mut cmd = Command::new(bin());
-    cmd.env("XDG_CACHE_HOME", scratch_dir("cache"))
-        .env("XDG_RUNTIME_DIR", scratch_dir("run"))
-        .env_remove("ROLESANYWHERE_PKCS8_PASSWORD")
-        .env_remove("AWS_CA_BUNDLE")
-        .env_remove("RUST_LOG")
-        .env_remove("HTTPS_PROXY")
-        .env_remove("https_proxy")
-        .env_remove("HTTP_PROXY")
-        .env_remove("http_proxy")
-        .stdin(Stdio::null());
-    cmd
+    launch::clean_command(bin(), &scratch_dir("cache"), &scratch_dir("run"))
 }
 
 pub fn path(p: &Path) -> String {
@@ -71,51 +61,21 @@ impl Emulator {
         let dir = tempfile::tempdir().unwrap();
         let ready = dir.path().join("ready");
         let log = dir.path().join("requests.jsonl");
-        let child = agent()
-            .args(["emulate", "--trust-anchor-certificate"])
-            .arg(anchor)
-            .args([
-                "--trust-anchor-arn",
-                TA,
-                "--profile-arn",
-                PROFILE,
-                "--role-arn",
-                ROLE,
-            ])
-            .arg("--ready-file")
-            .arg(&ready)
-            .arg("--request-log")
-            .arg(&log)
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let mut emulator = Emulator {
+        let mut cmd = agent();
+        cmd.stdout(Stdio::null()).stderr(Stdio::null());
+        let limit = Duration::from_secs(20);
+        let (child, addr) = launch::start_emulate(cmd, anchor, &ready, &log, extra, limit)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let scheme = if extra.contains(&"--generate-tls") {
+            "https"
+        } else {
+            "http"
+        };
+        Emulator {
             child,
-            url: String::new(),
+            url: format!("{scheme}://{addr}"),
             log,
             _dir: dir,
-        };
-        loop {
-            if let Ok(addr) = std::fs::read_to_string(&ready) {
-                let scheme = if extra.contains(&"--generate-tls") {
-                    "https"
-                } else {
-                    "http"
-                };
-                emulator.url = format!("{scheme}://{}", addr.trim());
-                return emulator;
-            }
-            if let Ok(Some(status)) = emulator.child.try_wait() {
-                panic!("emulate exited early: {status}");
-            }
-            assert!(
-                Instant::now() < deadline,
-                "emulate did not start within 20 s"
-            );
-            std::thread::sleep(Duration::from_millis(20));
         }
     }
 
@@ -338,19 +298,7 @@ pub fn http(
     stream.read_to_end(&mut raw).unwrap();
     let text = String::from_utf8_lossy(&raw).into_owned();
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let mut lines = head.lines();
-    let status = lines
-        .next()
-        .unwrap()
-        .split(' ')
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-        .collect();
+    let (status, headers) = raw_http::parse_head(head).unwrap();
     (status, headers, body.to_string())
 }
 
