@@ -33,24 +33,14 @@ const IO_TIMEOUT: Duration = Duration::from_secs(5);
 // ---------------------------------------------------------------------------------------
 // Fake source
 
-struct FakeSource(Mutex<Result<Arc<Credentials>, Unavailable>>);
+// One copy of the fake, shared with the route unit tests.
+#[path = "support/fake_source.rs"]
+mod fake_source;
+use fake_source::FakeSource;
 
 impl FakeSource {
     fn valid() -> Arc<Self> {
-        Arc::new(FakeSource(Mutex::new(Ok(creds()))))
-    }
-
-    fn set(&self, value: Result<Arc<Credentials>, Unavailable>) {
-        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = value;
-    }
-}
-
-impl CredentialSource for FakeSource {
-    fn current(&self, _now: OffsetDateTime) -> Result<Arc<Credentials>, Unavailable> {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        FakeSource::answering(Ok(creds()))
     }
 }
 
