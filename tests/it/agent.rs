@@ -244,16 +244,17 @@ fn credential_process_without_an_agent_reuses_the_disk_cache() {
 #[test]
 fn two_hundred_concurrent_requests_during_a_refresh_cost_one_create_session() {
     let (_d, m) = matrix();
-    // 20-second credentials: the refresh is due after about 10 s; the slow service keeps it
-    // in flight for 2 s while the clients ask.
+    // 16-second credentials: the refresh is due after 7.6 to 8 s (half the lifetime, less
+    // the jitter); the slow service keeps it in flight for 2 s while the clients ask, well
+    // before the old set counts as expired (5 s before its end, at 11 s).
     let emu = Emulator::start(
         &m.anchors,
-        &["--credential-lifetime", "20", "--response-delay-ms", "2000"],
+        &["--credential-lifetime", "16", "--response-delay-ms", "2000"],
     );
     let agent = Agent::start(&serve_args(&m, &emu, &["--no-socket"]), &[]);
     let started = Instant::now();
     assert_eq!(emu.requests().len(), 1);
-    std::thread::sleep(Duration::from_millis(10_500).saturating_sub(started.elapsed()));
+    std::thread::sleep(Duration::from_millis(8_500).saturating_sub(started.elapsed()));
     let token = imds_token(&agent.addr);
     let threads: Vec<_> = (0..200)
         .map(|_| {
@@ -294,8 +295,16 @@ fn an_outage_never_yields_empty_or_expired_keys() {
     let agent = Agent::start(&serve_args(&m, &emu, &["--no-socket"]), &[]);
     let token = imds_token(&agent.addr);
     let mut saw_503 = false;
+    let mut first_503: Option<Instant> = None;
+    // The set runs out 5 s before its end (7 s in); polled until the agent has answered 503
+    // for 2 s while retrying, or 16 s at most.
     let deadline = Instant::now() + Duration::from_secs(16);
     while Instant::now() < deadline {
+        if first_503.is_some_and(|t| t.elapsed() >= Duration::from_secs(2))
+            && emu.requests().len() >= 3
+        {
+            break;
+        }
         let (status, body) = imds_credentials(&agent.addr, &token);
         match status {
             200 => {
@@ -316,6 +325,7 @@ fn an_outage_never_yields_empty_or_expired_keys() {
             }
             503 => {
                 saw_503 = true;
+                first_503.get_or_insert_with(Instant::now);
                 assert!(json(&body).is_object(), "503 carries a JSON error: {body}");
             }
             other => panic!("unexpected {other}: {body}"),
@@ -430,7 +440,7 @@ fn serve_refuses_bad_binds_and_exits_1_when_the_first_session_fails() {
 #[test]
 fn update_rewrites_only_the_key_lines_once_or_on_every_refresh() {
     let (d, m) = matrix();
-    let emu = Emulator::start(&m.anchors, &["--credential-lifetime", "16"]);
+    let emu = Emulator::start(&m.anchors, &["--credential-lifetime", "12"]);
     let file = d.path().join("credentials");
     let original = "# team credentials\n[other]\naws_access_key_id = AKIAOTHER\naws_secret_access_key = keep-me\n\n[ci] ; the runner\nregion = eu-west-1\naws_access_key_id = OLD\naws_secret_access_key = OLD\naws_session_token = OLD\noutput = json\n\n[last]\nregion = us-east-1";
     std::fs::write(&file, original).unwrap();
@@ -456,7 +466,7 @@ fn update_rewrites_only_the_key_lines_once_or_on_every_refresh() {
         0o600
     );
 
-    // Continuous: a new set is written after each refresh (16 s credentials refresh at ~8 s).
+    // Continuous: a new set is written after each refresh (12 s credentials refresh at ~6 s).
     let key_of = |t: &str| {
         t.lines()
             .find(|l| l.starts_with("aws_access_key_id = ASIA"))

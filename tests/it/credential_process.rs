@@ -409,21 +409,7 @@ fn bad_inputs_exit_2_print_nothing_and_send_nothing() {
     ];
     for (what, args, message, hint) in cases {
         let out = run(credential_process(&emu.url, &[]).args(&args));
-        let err = stderr(&out);
-        assert_eq!(out.status.code(), Some(2), "{what}: {err}");
-        assert!(out.stdout.is_empty(), "{what}: stdout must be empty");
-        assert!(
-            err.contains(message),
-            "{what}: expected '{message}' in:\n{err}"
-        );
-        let hint_line = err
-            .lines()
-            .find(|l| l.trim_start().starts_with("hint:"))
-            .unwrap_or_default();
-        assert!(
-            hint_line.contains(hint),
-            "{what}: expected hint with '{hint}' in:\n{err}"
-        );
+        assert_usage_error(what, &out, message, hint);
     }
     assert!(
         emu.requests().is_empty(),

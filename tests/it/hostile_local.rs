@@ -72,14 +72,7 @@ fn strings(args: &[&str]) -> Vec<String> {
 }
 
 fn arns() -> Vec<String> {
-    strings(&[
-        "--trust-anchor-arn",
-        TA,
-        "--profile-arn",
-        PROFILE,
-        "--role-arn",
-        ROLE,
-    ])
+    strings(&ARN_FLAGS)
 }
 
 fn mkfifo(path: &Path) {
@@ -268,16 +261,9 @@ fn twenty_parallel_updates_keep_all_twenty_profiles_and_every_other_line() {
     }
     let deadline = Instant::now() + Duration::from_secs(120);
     for (n, mut child) in children.into_iter().enumerate() {
-        let status = loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                break status;
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                panic!("update --profile p{n} did not finish within 120 s");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
+        let left = deadline.saturating_duration_since(Instant::now());
+        let status = wait_exit(&mut child, left)
+            .unwrap_or_else(|| panic!("update --profile p{n} did not finish within 120 s"));
         let mut err = String::new();
         child
             .stderr
@@ -561,19 +547,10 @@ fn process_json(version: u32, key: &str, expiration: time::OffsetDateTime) -> St
 
 /// `credential-process` for the p256 leaf against `emu`, asking the agent at `socket`.
 fn ask_through(m: &rolesanywhere_agent::pki::TestMatrix, emu: &Emulator, socket: &Path) -> Output {
-    let leaf = m.leaf(KeyType::P256).unwrap();
     let mut args = strings(&["credential-process", "--no-cache", "--endpoint", &emu.url]);
     args.extend(arns());
-    args.extend([
-        "--certificate".into(),
-        path(&leaf.cert_pem),
-        "--private-key".into(),
-        path(&leaf.key),
-        "--intermediates".into(),
-        path(&m.intermediates),
-        "--socket".into(),
-        path(socket),
-    ]);
+    args.extend(p256_identity_args(m));
+    args.extend(["--socket".into(), path(socket)]);
     within(
         &mut limited(&args),
         Duration::from_secs(20),

@@ -32,8 +32,8 @@ const OK: &str = "rolesanywhere_create_session_total{result=\"ok\",error=\"\"}";
 #[test]
 fn every_metric_is_present_and_moves_with_a_refresh() {
     let (_d, m) = matrix();
-    // 20-second credentials: a refresh is due after about 10 s.
-    let emu = Emulator::start(&m.anchors, &["--credential-lifetime", "20"]);
+    // 12-second credentials: a refresh is due after about 6 s.
+    let emu = Emulator::start(&m.anchors, &["--credential-lifetime", "12"]);
     // The identity files are copies, so the test can renew them under the agent.
     let dir = scratch_dir("metrics-identity");
     let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
@@ -68,7 +68,7 @@ fn every_metric_is_present_and_moves_with_a_refresh() {
     assert_eq!(sample(&first, OK), Some(1.0), "{first}");
     let expiry = sample(&first, "rolesanywhere_credentials_expiry_timestamp_seconds").unwrap();
     let now = time::OffsetDateTime::now_utc().unix_timestamp() as f64;
-    assert!(expiry > now && expiry <= now + 21.0, "{expiry} vs {now}");
+    assert!(expiry > now && expiry <= now + 13.0, "{expiry} vs {now}");
     let not_after = sample(
         &first,
         "rolesanywhere_certificate_not_after_timestamp_seconds",
@@ -143,12 +143,12 @@ fn every_metric_is_present_and_moves_with_a_refresh() {
 #[test]
 fn failed_sessions_are_counted_by_kind() {
     let (_d, m) = matrix();
-    // The first session succeeds; every later one is refused.
+    // The first session succeeds; every later one (the refresh, ~6 s in) is refused.
     let emu = Emulator::start(
         &m.anchors,
         &[
             "--credential-lifetime",
-            "20",
+            "12",
             "--fail-after",
             "1",
             "--fail-status",

@@ -511,21 +511,7 @@ fn configuration_mistakes_exit_2_with_a_hint_and_send_nothing() {
         }
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let out = run_limited(&mut cp(&emu, &args));
-        let err = stderr(&out);
-        assert_eq!(out.status.code(), Some(2), "{what}: {err}");
-        assert!(out.stdout.is_empty(), "{what}: stdout must be empty");
-        assert!(
-            err.contains(message),
-            "{what}: expected '{message}' in:\n{err}"
-        );
-        let hint_line = err
-            .lines()
-            .find(|l| l.trim_start().starts_with("hint:"))
-            .unwrap_or_default();
-        assert!(
-            hint_line.contains(hint),
-            "{what}: expected hint with '{hint}' in:\n{err}"
-        );
+        let err = assert_usage_error(what, &out, message, hint);
         assert!(!err.contains(PIN), "{what}: the PIN leaked:\n{err}");
     }
     assert!(emu.requests().is_empty(), "{:?}", emu.requests());
@@ -709,23 +695,13 @@ fn a_refused_pin_is_not_tried_again() {
 fn the_agent_serves_credentials_signed_on_the_token() {
     let (_turn, fx) = fixture();
     let emu = Emulator::start(&fx.anchors, &[]);
-    let args: Vec<String> = [
-        "--certificate",
-        "pkcs11:token=ra-main;object=leaf-p384",
-        "--pkcs11-lib",
-        module(),
-        "--trust-anchor-arn",
-        TA,
-        "--profile-arn",
-        PROFILE,
-        "--role-arn",
-        ROLE,
-        "--endpoint",
-        &emu.url,
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    let certificate = "pkcs11:token=ra-main;object=leaf-p384";
+    let args: Vec<String> = ["--certificate", certificate, "--pkcs11-lib", module()]
+        .into_iter()
+        .chain(ARN_FLAGS)
+        .chain(["--endpoint", &emu.url])
+        .map(|s| s.to_string())
+        .collect();
     let conf = fx.hsm.conf.display().to_string();
     let agent = Agent::start(
         &args,

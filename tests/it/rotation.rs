@@ -60,7 +60,9 @@ fn rotation_style(
     setup: impl FnOnce(&Path, &Issued) -> (PathBuf, PathBuf, Box<dyn FnOnce(&Issued)>),
 ) {
     let pki = Pki::new();
-    let emu = Emulator::start(&pki.anchor, &["--credential-lifetime", "20"]);
+    // 12-second credentials: the next session is the refresh, due about 6 s after start
+    // (half the lifetime); the test waits for it and no longer.
+    let emu = Emulator::start(&pki.anchor, &["--credential-lifetime", "12"]);
     let dir = tempfile::tempdir().unwrap();
     let (a, b) = (pki.leaf(), pki.leaf());
     let (cert, key, rotate) = setup(dir.path(), &a);
@@ -74,7 +76,7 @@ fn rotation_style(
         serve.log()
     );
     // The socket answers a credential-process that reads the new files (no CreateSession
-    // of its own; the agent's next refresh is ~8 s away).
+    // of its own; the agent's next refresh is seconds away).
     let before = emu.requests().len();
     let out = support::run(&mut support::credential_process(
         &emu.url,
@@ -407,13 +409,8 @@ fn a_certificate_renewed_on_a_pkcs11_token_is_used_for_the_next_session() {
     cmd.args(["serve", "--port", "0", "--no-socket", "--certificate"])
         .arg("pkcs11:token=ra-rot;object=workload;type=cert")
         .args(["--pkcs11-lib", &hsm.module])
-        .args([
-            "--trust-anchor-arn",
-            support::TA,
-            "--profile-arn",
-            support::PROFILE,
-        ])
-        .args(["--role-arn", support::ROLE, "--endpoint", &emu.url])
+        .args(support::ARN_FLAGS)
+        .args(["--endpoint", &emu.url])
         .env("SOFTHSM2_CONF", &conf)
         .env("ROLESANYWHERE_PKCS11_PIN", PIN)
         .stdout(std::process::Stdio::null())
@@ -484,7 +481,8 @@ fn a_certificate_renewed_on_a_pkcs11_token_is_used_for_the_next_session() {
 #[test]
 fn update_follows_a_renewal_too() {
     let pki = Pki::new();
-    let emu = Emulator::start(&pki.anchor, &["--credential-lifetime", "20"]);
+    // 12-second credentials: the renewal is used at the refresh, about 6 s in.
+    let emu = Emulator::start(&pki.anchor, &["--credential-lifetime", "12"]);
     let dir = tempfile::tempdir().unwrap();
     let (a, b) = (pki.leaf(), pki.leaf());
     let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
@@ -499,13 +497,8 @@ fn update_follows_a_renewal_too() {
             &path(&cert),
         ])
         .args(["--private-key", &path(&key)])
-        .args([
-            "--trust-anchor-arn",
-            support::TA,
-            "--profile-arn",
-            support::PROFILE,
-        ])
-        .args(["--role-arn", support::ROLE, "--endpoint", &emu.url])
+        .args(support::ARN_FLAGS)
+        .args(["--endpoint", &emu.url])
         .env(
             "AWS_SHARED_CREDENTIALS_FILE",
             dir.path().join("credentials"),

@@ -83,17 +83,9 @@ fn run_bounded(cmd: &mut std::process::Command) -> (Option<i32>, String, String,
 
 /// The identity flags of a leaf, with intermediates and a socket where no agent listens.
 fn identity_args(m: &rolesanywhere_agent::pki::TestMatrix, dir: &std::path::Path) -> Vec<String> {
-    let leaf = m.leaf(KeyType::P256).unwrap();
-    vec![
-        "--certificate".into(),
-        path(&leaf.cert_pem),
-        "--private-key".into(),
-        path(&leaf.key),
-        "--intermediates".into(),
-        path(&m.intermediates),
-        "--socket".into(),
-        path(&dir.join("no-agent.sock")),
-    ]
+    let mut args = p256_identity_args(m);
+    args.extend(["--socket".into(), path(&dir.join("no-agent.sock"))]);
+    args
 }
 
 fn expiration(creds: &serde_json::Value) -> OffsetDateTime {

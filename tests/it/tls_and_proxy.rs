@@ -6,18 +6,9 @@ use std::net::TcpListener;
 use std::time::Duration;
 
 use crate::support::*;
-use rolesanywhere_agent::pki::KeyType;
 
 fn identity_args(m: &rolesanywhere_agent::pki::TestMatrix) -> Vec<String> {
-    let leaf = m.leaf(KeyType::P256).unwrap();
-    vec![
-        "--certificate".into(),
-        path(&leaf.cert_pem),
-        "--private-key".into(),
-        path(&leaf.key),
-        "--intermediates".into(),
-        path(&m.intermediates),
-    ]
+    p256_identity_args(m)
 }
 
 #[test]

@@ -12,6 +12,15 @@ use std::time::{Duration, Instant};
 pub const TA: &str = "arn:aws:rolesanywhere:us-east-1:111122223333:trust-anchor/ta1";
 pub const PROFILE: &str = "arn:aws:rolesanywhere:us-east-1:111122223333:profile/p1";
 pub const ROLE: &str = "arn:aws:iam::111122223333:role/exam";
+/// The three ARN flags with the values above.
+pub const ARN_FLAGS: [&str; 6] = [
+    "--trust-anchor-arn",
+    TA,
+    "--profile-arn",
+    PROFILE,
+    "--role-arn",
+    ROLE,
+];
 
 /// `program` with a clean, predictable environment: its own credentials cache and runtime
 /// directory (so no cache entry or agent of another run, or of the user, answers), no
@@ -51,14 +60,7 @@ pub fn start_emulate(
     let mut child = cmd
         .args(["emulate", "--trust-anchor-certificate"])
         .arg(anchor)
-        .args([
-            "--trust-anchor-arn",
-            TA,
-            "--profile-arn",
-            PROFILE,
-            "--role-arn",
-            ROLE,
-        ])
+        .args(ARN_FLAGS)
         .arg("--ready-file")
         .arg(ready)
         .arg("--request-log")

@@ -14,12 +14,12 @@ pub mod test_pki;
 pub use test_pki::{matrix, matrix_generated_at};
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use rolesanywhere_agent::pki::{self, TestMatrix};
 
-pub use launch::{PROFILE, ROLE, TA};
+pub use launch::{ARN_FLAGS, PROFILE, ROLE, TA};
 
 pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_rolesanywhere-agent")
@@ -99,18 +99,10 @@ impl Drop for Emulator {
 /// `credential-process` with the ARNs, against `endpoint`, plus `extra` flags.
 pub fn credential_process(endpoint: &str, extra: &[&str]) -> Command {
     let mut cmd = agent();
-    cmd.args([
-        "credential-process",
-        "--trust-anchor-arn",
-        TA,
-        "--profile-arn",
-        PROFILE,
-        "--role-arn",
-        ROLE,
-        "--endpoint",
-        endpoint,
-    ])
-    .args(extra);
+    cmd.arg("credential-process")
+        .args(ARN_FLAGS)
+        .args(["--endpoint", endpoint])
+        .args(extra);
     cmd
 }
 
@@ -124,6 +116,27 @@ pub fn stdout(o: &Output) -> String {
 
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Asserts a usage or configuration error (exit 2, nothing on stdout) whose message has
+/// `message` and whose `hint:` line has `hint`; returns stderr.
+pub fn assert_usage_error(what: &str, out: &Output, message: &str, hint: &str) -> String {
+    let err = stderr(out);
+    assert_eq!(out.status.code(), Some(2), "{what}: {err}");
+    assert!(out.stdout.is_empty(), "{what}: stdout must be empty");
+    assert!(
+        err.contains(message),
+        "{what}: expected '{message}' in:\n{err}"
+    );
+    let hint_line = err
+        .lines()
+        .find(|l| l.trim_start().starts_with("hint:"))
+        .unwrap_or_default();
+    assert!(
+        hint_line.contains(hint),
+        "{what}: expected hint with '{hint}' in:\n{err}"
+    );
+    err
 }
 
 /// Asserts success and returns the parsed credential_process JSON.
@@ -160,6 +173,31 @@ pub fn credentials(o: &Output) -> serde_json::Value {
         "Expiration {exp} must be YYYY-MM-DDTHH:MM:SSZ"
     );
     v
+}
+
+/// Waits (at most `limit`) for `child` to exit; on time-out kills it and returns `None`.
+pub fn wait_exit(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Sends signal `name` (`TERM`, `HUP`, ...) to process `pid`.
+pub fn signal(pid: u32, name: &str) {
+    let status = Command::new("kill")
+        .args([&format!("-{name}"), &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill -{name} {pid}");
 }
 
 /// A `serve` child process, killed on drop.
@@ -235,31 +273,19 @@ impl Agent {
     }
 
     pub fn signal(&self, name: &str) {
-        let status = Command::new("kill")
-            .args([&format!("-{name}"), &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
+        signal(self.child.id(), name);
     }
 
     /// Waits for the exit (at most `limit`) and returns the code and stderr.
     pub fn wait(mut self, limit: Duration) -> (Option<i32>, String) {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                let mut err = String::new();
-                if let Some(mut e) = self.child.stderr.take() {
-                    use std::io::Read as _;
-                    let _ = e.read_to_string(&mut err);
-                }
-                return (status.code(), err);
-            }
-            assert!(
-                Instant::now() < deadline,
-                "serve did not exit within {limit:?}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
+        let status = wait_exit(&mut self.child, limit);
+        let status = status.unwrap_or_else(|| panic!("serve did not exit within {limit:?}"));
+        let mut err = String::new();
+        if let Some(mut e) = self.child.stderr.take() {
+            use std::io::Read as _;
+            let _ = e.read_to_string(&mut err);
         }
+        (status.code(), err)
     }
 }
 
@@ -334,25 +360,24 @@ pub fn imds_credentials(addr: &str, token: &str) -> (u16, String) {
     (status, body)
 }
 
-/// The `serve` flags for the p256 leaf of the matrix against `emu`.
-pub fn serve_args(m: &TestMatrix, emu: &Emulator, extra: &[&str]) -> Vec<String> {
+/// The identity flags of the matrix's p256 leaf: certificate, key and intermediates.
+pub fn p256_identity_args(m: &TestMatrix) -> Vec<String> {
     let leaf = m.leaf(pki::KeyType::P256).unwrap();
-    let mut v: Vec<String> = vec![
+    vec![
         "--certificate".into(),
         path(&leaf.cert_pem),
         "--private-key".into(),
         path(&leaf.key),
         "--intermediates".into(),
         path(&m.intermediates),
-        "--trust-anchor-arn".into(),
-        TA.into(),
-        "--profile-arn".into(),
-        PROFILE.into(),
-        "--role-arn".into(),
-        ROLE.into(),
-        "--endpoint".into(),
-        emu.url.clone(),
-    ];
+    ]
+}
+
+/// The `serve` flags for the p256 leaf of the matrix against `emu`.
+pub fn serve_args(m: &TestMatrix, emu: &Emulator, extra: &[&str]) -> Vec<String> {
+    let mut v = p256_identity_args(m);
+    v.extend(ARN_FLAGS.iter().map(|s| s.to_string()));
+    v.extend(["--endpoint".into(), emu.url.clone()]);
     v.extend(extra.iter().map(|s| s.to_string()));
     v
 }

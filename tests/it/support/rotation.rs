@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use rolesanywhere_agent::identity::Certificate;
 use rolesanywhere_agent::pki::{Ca, Issued, KeyType, LeafOptions, Validity};
 
-use super::{Emulator, PROFILE, ROLE, TA, agent};
+use super::{ARN_FLAGS, Emulator, agent};
 
 /// A root CA that issues leaves on demand, with its anchor file.
 pub struct Pki {
@@ -138,16 +138,8 @@ impl Serve {
             .arg(cert)
             .arg("--private-key")
             .arg(key)
-            .args([
-                "--trust-anchor-arn",
-                TA,
-                "--profile-arn",
-                PROFILE,
-                "--role-arn",
-                ROLE,
-                "--endpoint",
-                &emu.url,
-            ])
+            .args(ARN_FLAGS)
+            .args(["--endpoint", &emu.url])
             .args(extra)
             .stdout(Stdio::piped())
             .stderr(fs::File::create(&log).unwrap())
@@ -211,28 +203,20 @@ impl Serve {
     }
 
     pub fn signal(&self, name: &str) {
-        let status = std::process::Command::new("kill")
-            .args([&format!("-{name}"), &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
+        super::signal(self.child.id(), name);
     }
 
     /// SIGTERM, then the exit code, waiting at most `limit`.
     pub fn stop(mut self, limit: Duration) -> Option<i32> {
         self.signal("TERM");
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status.code();
-            }
-            assert!(
-                Instant::now() < deadline,
+        let status = super::wait_exit(&mut self.child, limit);
+        let status = status.unwrap_or_else(|| {
+            panic!(
                 "serve did not exit within {limit:?} of SIGTERM\n{}",
                 self.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+            )
+        });
+        status.code()
     }
 }
 
