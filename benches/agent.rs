@@ -23,6 +23,14 @@
 //! Everything listens on 127.0.0.1; every loop is bounded in count and time, and a watchdog
 //! ends the whole run (and its child processes) after `--max-minutes`.
 
+// Benchmark code: a panic here is a failed run, as in a test.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
 use std::fmt::Write as _;
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::TcpStream;
@@ -33,12 +41,19 @@ use std::time::{Duration, Instant};
 
 use rolesanywhere_agent::pki::{self, KeyType};
 
+// The helpers the integration tests use too, one copy each.
+#[path = "../tests/it/support/flood.rs"]
+mod floods;
+#[path = "../tests/it/support/launch.rs"]
+mod launch;
+#[path = "../tests/it/support/raw_http.rs"]
+mod raw_http;
+
+use launch::{PROFILE, ROLE, TA};
+use raw_http::{content_length, find};
+
 /// Set (to the path of a response file) when this binary runs as the bare server.
 const BARE_ENV: &str = "ROLESANYWHERE_BENCH_BARE_RESPONSE";
-
-const TA: &str = "arn:aws:rolesanywhere:us-east-1:111122223333:trust-anchor/ta1";
-const PROFILE: &str = "arn:aws:rolesanywhere:us-east-1:111122223333:profile/p1";
-const ROLE: &str = "arn:aws:iam::111122223333:role/exam";
 
 /// Targets from the issue.
 const WARM_TARGET_MS: f64 = 3.0;
@@ -808,45 +823,13 @@ fn mib(bytes: u64) -> String {
 /// A command for the built binary with a clean environment: its own runtime directory (no
 /// user agent answers), no proxies, passwords, CA bundles or log filters.
 fn child_command(program: &str, dir: &Path) -> Command {
-    let mut c = Command::new(program);
-    c.env("XDG_RUNTIME_DIR", dir.join("run"))
-        .env("XDG_CACHE_HOME", dir.join("unused-cache"))
-        .env_remove("ROLESANYWHERE_PKCS8_PASSWORD")
-        .env_remove("AWS_CA_BUNDLE")
-        .env_remove("RUST_LOG")
-        .env_remove("HTTPS_PROXY")
-        .env_remove("https_proxy")
-        .env_remove("HTTP_PROXY")
-        .env_remove("http_proxy")
-        .env_remove("NO_PROXY")
-        .env_remove("no_proxy")
-        .stdin(Stdio::null());
-    c
+    launch::clean_command(program, &dir.join("unused-cache"), &dir.join("run"))
 }
 
 fn log_file(path: &Path) -> R<Stdio> {
     Ok(std::fs::File::create(path)
         .map_err(ctx(format!("cannot create {}", path.display())))?
         .into())
-}
-
-/// Waits (bounded) for a file to appear with content.
-fn wait_for_file(path: &Path, limit: Duration, child: &mut Child, what: &str) -> R<String> {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Ok(text) = std::fs::read_to_string(path)
-            && !text.trim().is_empty()
-        {
-            return Ok(text.trim().to_string());
-        }
-        if let Ok(Some(status)) = child.try_wait() {
-            return Err(format!("{what} exited early: {status}"));
-        }
-        if Instant::now() > deadline {
-            return Err(format!("{what} did not start within {limit:?}"));
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 // ------------------------------------------------------------------------------------------
@@ -887,31 +870,14 @@ impl Emulator {
     fn start(dir: &Path, anchors: &Path) -> R<Emulator> {
         let ready = dir.join("emulate.ready");
         let log = dir.join("emulate.requests.jsonl");
-        let mut child = child_command(bin(), dir)
-            .arg("emulate")
-            .arg("--trust-anchor-certificate")
-            .arg(anchors)
-            .args([
-                "--trust-anchor-arn",
-                TA,
-                "--profile-arn",
-                PROFILE,
-                "--role-arn",
-                ROLE,
-            ])
-            .arg("--ready-file")
-            .arg(&ready)
-            .arg("--request-log")
-            .arg(&log)
-            .stdout(Stdio::null())
-            .stderr(log_file(&dir.join("emulate.stderr"))?)
-            .spawn()
-            .map_err(ctx("cannot start emulate"))?;
-        let addr = wait_for_file(&ready, Duration::from_secs(30), &mut child, "emulate");
-        let guard = Guard::new(child);
+        let mut cmd = child_command(bin(), dir);
+        cmd.stdout(Stdio::null())
+            .stderr(log_file(&dir.join("emulate.stderr"))?);
+        let limit = Duration::from_secs(30);
+        let (child, addr) = launch::start_emulate(cmd, anchors, &ready, &log, &[], limit)?;
         Ok(Emulator {
-            guard,
-            url: format!("http://{}", addr?),
+            guard: Guard::new(child),
+            url: format!("http://{addr}"),
             log,
         })
     }
@@ -1315,16 +1281,7 @@ mod imds {
         let mut buf = vec![0u8; 64 * 1024];
         let (head_end, total) = read_http(&mut s, &mut buf)?;
         let head = std::str::from_utf8(&buf[..head_end - 4]).map_err(ctx("head"))?;
-        let mut lines = head.split("\r\n");
-        let status = lines
-            .next()
-            .and_then(|l| l.split(' ').nth(1))
-            .and_then(|s| s.parse().ok())
-            .ok_or("no status")?;
-        let headers = lines
-            .filter_map(|l| l.split_once(':'))
-            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-            .collect();
+        let (status, headers) = raw_http::parse_head(head).ok_or("no status")?;
         Ok(Answer {
             status,
             headers,
@@ -1348,13 +1305,6 @@ mod imds {
     pub fn get(addr: &str, path: &str, token: &str) -> R<Answer> {
         exchange(addr, "GET", path, &[("X-aws-ec2-metadata-token", token)])
     }
-}
-
-fn find(hay: &[u8], needle: &[u8], from: usize) -> Option<usize> {
-    hay.get(from..)?
-        .windows(needle.len())
-        .position(|w| w == needle)
-        .map(|i| i + from)
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -1604,17 +1554,6 @@ fn read_http(s: &mut TcpStream, buf: &mut [u8]) -> R<(usize, usize)> {
         return Err("bytes after the response (none were asked for)".into());
     }
     Ok((head_end, total))
-}
-
-fn content_length(head: &[u8]) -> Option<usize> {
-    head.split(|b| *b == b'\n').find_map(|line| {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        let (name, value) = line.split_at(line.iter().position(|b| *b == b':')?);
-        if !name.eq_ignore_ascii_case(b"content-length") {
-            return None;
-        }
-        std::str::from_utf8(&value[1..]).ok()?.trim().parse().ok()
-    })
 }
 
 /// CPU counters in clock ticks.
@@ -1987,14 +1926,7 @@ mod flood {
     const MEASURE: Duration = Duration::from_secs(7);
     const WITHIN: Duration = Duration::from_secs(1);
 
-    #[derive(Clone, Copy, Debug)]
-    pub enum Kind {
-        KeepAlive,
-        Idle,
-        Slowloris,
-    }
-
-    pub const KINDS: [Kind; 3] = [Kind::KeepAlive, Kind::Idle, Kind::Slowloris];
+    pub use super::floods::{FLOODS as KINDS, Flood as Kind};
 
     impl Kind {
         pub fn name(self) -> &'static str {
@@ -2052,7 +1984,7 @@ mod flood {
             .map_err(ctx("cannot start the flood runtime"))?;
         for n in 0..CONNECTIONS {
             let (addr, stop, opened) = (addr.to_string(), stop.clone(), opened.clone());
-            rt.spawn(connection(kind, n, addr, stop, opened));
+            rt.spawn(super::floods::connection(kind, n, addr, stop, opened));
         }
         let ramp = Instant::now() + Duration::from_secs(5);
         while opened.load(Ordering::Relaxed) < CONNECTIONS as u64 && Instant::now() < ramp {
@@ -2134,71 +2066,12 @@ mod flood {
                 Ok(0) | Err(_) => return false,
                 Ok(n) => filled += n,
             }
-            if let Some(end) = super::find(&buf[..filled], b"\r\n\r\n", 0) {
-                let head_end = end + 4;
-                let Some(len) = super::content_length(&buf[..head_end]) else {
-                    return false;
-                };
-                if filled >= head_end + len {
-                    return buf.starts_with(b"HTTP/1.1 200");
-                }
+            if super::raw_http::complete(&buf[..filled]).is_some() {
+                return buf.starts_with(b"HTTP/1.1 200");
             }
             if filled == buf.len() {
                 return false;
             }
-        }
-    }
-
-    /// One flood connection, re-opened whenever the agent closes it.
-    async fn connection(
-        kind: Kind,
-        n: usize,
-        addr: String,
-        stop: Arc<AtomicBool>,
-        opened: Arc<AtomicU64>,
-    ) {
-        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-        let head = format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\n\r\n");
-        let head = head.as_bytes();
-        while !stop.load(Ordering::Relaxed) {
-            let Ok(mut c) = tokio::net::TcpStream::connect(&addr).await else {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-                continue;
-            };
-            opened.fetch_add(1, Ordering::Relaxed);
-            let mut buf = [0u8; 4096];
-            match kind {
-                Kind::KeepAlive => {
-                    tokio::time::sleep(Duration::from_millis((n as u64 * 37) % 3000)).await;
-                    while !stop.load(Ordering::Relaxed) {
-                        if c.write_all(head).await.is_err() {
-                            break;
-                        }
-                        match tokio::time::timeout(Duration::from_secs(3), c.read(&mut buf)).await {
-                            Ok(Ok(n)) if n > 0 => {}
-                            Ok(_) => break,
-                            Err(_) => {}
-                        }
-                        tokio::time::sleep(Duration::from_secs(3)).await;
-                    }
-                }
-                Kind::Idle => {
-                    let _ = c.read(&mut buf).await;
-                }
-                Kind::Slowloris => {
-                    for byte in head {
-                        if stop.load(Ordering::Relaxed) || c.write_all(&[*byte]).await.is_err() {
-                            break;
-                        }
-                        let closed =
-                            tokio::time::timeout(Duration::from_millis(300), c.read(&mut buf));
-                        if let Ok(Ok(0) | Err(_)) = closed.await {
-                            break;
-                        }
-                    }
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 }

@@ -281,11 +281,18 @@ fn describe(e: &io::Error) -> String {
 #[cfg(unix)]
 fn check_owner_and_mode(meta: &fs::Metadata) -> Result<(), String> {
     use std::os::unix::fs::MetadataExt;
-    let mode = meta.mode() & 0o7777;
+    owner_and_mode_ok(meta.mode(), meta.uid(), rustix::process::geteuid().as_raw())
+}
+
+/// The rule of [`check_owner_and_mode`] on plain numbers, so a test can check the owner
+/// half without root (only root can give a file to another user).
+#[cfg(unix)]
+fn owner_and_mode_ok(mode: u32, owner: u32, euid: u32) -> Result<(), String> {
+    let mode = mode & 0o7777;
     if mode != 0o600 {
         return Err(format!("its mode is {mode:04o}, not 0600"));
     }
-    if meta.uid() == rustix::process::geteuid().as_raw() {
+    if owner == euid {
         Ok(())
     } else {
         Err("it is owned by another user".into())
@@ -463,17 +470,37 @@ mod tests {
     #[cfg(unix)]
     #[test]
     fn entries_owned_by_another_user_are_ignored() {
+        let ours = rustix::process::geteuid().as_raw();
+        let other = if ours == 65534 { 65533 } else { 65534 };
+        // The rule itself, whoever runs the test.
+        assert!(owner_and_mode_ok(0o100600, ours, ours).is_ok());
+        let err = owner_and_mode_ok(0o100600, other, ours).unwrap_err();
+        assert!(err.contains("another user"), "{err}");
+        assert!(
+            owner_and_mode_ok(0o100600, 0, 1000).is_err(),
+            "root's entry, read by a user"
+        );
+        assert!(
+            owner_and_mode_ok(0o100600, 1000, 0).is_err(),
+            "a user's entry, read by root"
+        );
+
+        // And through `load` on a real file. Only root can give a file away, so a user
+        // checks instead that the kernel refuses: an entry of another user can only be
+        // planted by root (or by that user, with a mode we refuse).
         let (_tmp, cache) = cache();
         cache.store(&key(), &creds(), FETCHED).unwrap();
         let path = cache.dir().join(format!("{}.json", key().as_str()));
-        let ours = rustix::process::geteuid().as_raw();
-        let other = if ours == 65534 { 65533 } else { 65534 };
-        // Only root can give a file away; elsewhere there is nothing to test.
-        if std::os::unix::fs::chown(&path, Some(other), None).is_ok() {
+        let given = std::os::unix::fs::chown(&path, Some(other), None);
+        if ours == 0 {
+            given.unwrap();
             assert!(cache.load(&key(), NOW).is_none());
             std::os::unix::fs::chown(&path, Some(ours), None).unwrap();
-            assert!(cache.load(&key(), NOW).is_some());
+        } else {
+            let err = given.unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::PermissionDenied, "{err}");
         }
+        assert!(cache.load(&key(), NOW).is_some());
     }
 
     #[cfg(unix)]

@@ -1,7 +1,5 @@
 //! Route-level tests: every status code decided by `routes`, answered without a socket
-//! (the socket side is in `tests/server_endpoints.rs`).
-
-use std::sync::Mutex;
+//! (the socket side is in `tests/it/server_endpoints.rs`).
 
 use hyper::header::{HeaderName, HeaderValue};
 use hyper::{HeaderMap, Method};
@@ -18,24 +16,14 @@ const ROLE_ARN: &str = "arn:aws:iam::123456789012:role/team/app-role";
 const SECRET: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYzEXAMPLEKEY";
 const SESSION: &str = "IQoJb3JpZ2luX2VjEXAMPLESESSIONTOKEN+/=";
 
-struct FakeSource(Mutex<Result<Arc<Credentials>, Unavailable>>);
+// One copy of the fake, shared with the integration tests.
+#[path = "../../tests/it/support/fake_source.rs"]
+mod fake_source;
+use fake_source::FakeSource;
 
 impl FakeSource {
     fn valid() -> Arc<Self> {
-        Arc::new(FakeSource(Mutex::new(Ok(creds(SECRET)))))
-    }
-
-    fn set(&self, value: Result<Arc<Credentials>, Unavailable>) {
-        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = value;
-    }
-}
-
-impl CredentialSource for FakeSource {
-    fn current(&self, _now: OffsetDateTime) -> Result<Arc<Credentials>, Unavailable> {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        FakeSource::answering(Ok(creds(SECRET)))
     }
 }
 
