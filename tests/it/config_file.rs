@@ -129,7 +129,7 @@ fn rolesanywhere_config_names_the_file_and_clap_variables_beat_it() {
         .env("ROLESANYWHERE_CONFIG", &broken));
     assert_eq!(out.status.code(), Some(2));
     assert!(
-        stderr(&out).contains("'port' is a flag of serve but not of credential-process"),
+        stderr(&out).contains("'port' is a flag of serve, doctor but not of credential-process"),
         "{}",
         stderr(&out)
     );
@@ -264,4 +264,54 @@ fn the_endpoint_comes_from_aws_endpoint_url_rolesanywhere_and_the_services_secti
         "{}",
         stderr(&out)
     );
+}
+
+#[test]
+fn doctor_reads_the_same_file_and_its_own_section() {
+    let (d, m) = matrix();
+    let emu = Emulator::start(&m.anchors, &[]);
+    let home = d.path().join("home");
+    std::fs::create_dir(&home).unwrap();
+    // The identity at the top level, doctor's own flags in its section.
+    let config = write_config(
+        d.path(),
+        &format!(
+            "{}\n[doctor]\nsocket = \"{}\"\njson = true\n",
+            identity_toml(&m, &emu),
+            path(&home.join("absent.sock"))
+        ),
+    );
+    let out = run(agent()
+        .env("HOME", &home)
+        .env("AWS_CONFIG_FILE", home.join("absent-config"))
+        .env_remove("AWS_EC2_METADATA_SERVICE_ENDPOINT")
+        .args(["doctor", "--config"])
+        .arg(&config));
+    let checks: serde_json::Value = serde_json::from_str(&stdout(&out))
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}\n{}", stdout(&out), stderr(&out)));
+    let status = |name: &str| {
+        checks
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["check"] == name)
+            .unwrap_or_else(|| panic!("no {name} in {checks:#}"))["status"]
+            .clone()
+    };
+    // The file's certificate, key and ARNs were all seen, and its endpoint was reached.
+    assert_eq!(status("key.matches"), "ok", "{checks:#}");
+    assert_eq!(status("session"), "ok", "{checks:#}");
+    let log = emu.requests();
+    assert!(
+        log.iter().any(|r| r["duration_seconds"] == 1800),
+        "the file's session-duration reached the service: {log:?}"
+    );
+    let endpoint = checks
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["check"] == "endpoint.url")
+        .unwrap()["saw"]
+        .to_string();
+    assert!(endpoint.contains(&emu.url), "{endpoint}");
 }
