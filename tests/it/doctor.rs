@@ -32,14 +32,7 @@ fn doctor(
         .arg(&pair.key)
         .arg("--intermediates")
         .arg(intermediates)
-        .args([
-            "--trust-anchor-arn",
-            TA,
-            "--profile-arn",
-            PROFILE,
-            "--role-arn",
-            ROLE,
-        ])
+        .args(ARN_FLAGS)
         .args(["--endpoint", endpoint])
         .arg("--socket")
         .arg(home.join("absent.sock"))
@@ -126,14 +119,7 @@ fn a_good_setup_passes_every_check() {
         .arg(&pki.good.cert)
         .arg("--private-key")
         .arg(&pki.good.key)
-        .args([
-            "--trust-anchor-arn",
-            TA,
-            "--profile-arn",
-            PROFILE,
-            "--role-arn",
-            ROLE,
-        ])
+        .args(ARN_FLAGS)
         .args(["--endpoint", &emu.url, "--port", &closed_port().to_string()]));
     assert_eq!(text.status.code(), Some(0), "{}", stdout(&text));
     let out = stdout(&text);
@@ -356,14 +342,7 @@ fn a_proxy_variable_without_with_proxy_is_named_when_the_direct_way_fails() {
         .arg(&pki.good.cert)
         .arg("--private-key")
         .arg(&pki.good.key)
-        .args([
-            "--trust-anchor-arn",
-            TA,
-            "--profile-arn",
-            PROFILE,
-            "--role-arn",
-            ROLE,
-        ])
+        .args(ARN_FLAGS)
         .args(["--endpoint", &url, "--port", &closed_port().to_string()]);
     let o = run(&mut cmd);
     let all = checks(&o);

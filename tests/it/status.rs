@@ -17,19 +17,15 @@ fn status_shows_a_running_agent_without_its_secrets() {
         &path(&pki.good.key),
         "--intermediates",
         &path(&pki.intermediates),
-        "--trust-anchor-arn",
-        TA,
-        "--profile-arn",
-        PROFILE,
-        "--role-arn",
-        ROLE,
         "--endpoint",
         &emu.url,
-        "--socket",
-        &path(&socket),
     ]
+    .into_iter()
+    .chain(ARN_FLAGS)
+    // Last: doctor below takes every flag but these two.
+    .chain(["--socket", &path(&socket)])
     .map(String::from)
-    .to_vec();
+    .collect();
     let served = Agent::start(&args, &[]);
 
     // The secrets the agent holds, as an SDK gets them.
