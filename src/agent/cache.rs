@@ -223,7 +223,9 @@ impl CredentialCache {
     }
 
     /// Whether the cached credentials are still outside the refresh window at `now` (and by
-    /// the monotonic clock).
+    /// the monotonic clock). Only the tests ask: [`CredentialCache::get`] applies the rule
+    /// to the entry it holds.
+    #[cfg(test)]
     pub fn is_fresh(&self, now: OffsetDateTime) -> bool {
         self.read().entry.as_ref().is_some_and(|e| e.is_fresh(now))
     }
