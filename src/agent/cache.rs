@@ -335,7 +335,9 @@ impl CredentialCache {
                     _ = &mut shutdown => return,
                     _ = tokio::time::sleep(step) => {}
                 }
-                if failures == 0 && !self.due_now() {
+                // After a step towards the due time, go round again: the wait is read
+                // afresh, zero once it is due (by either clock), another step if not.
+                if failures == 0 {
                     continue;
                 }
             }
@@ -371,10 +373,6 @@ impl CredentialCache {
                 failures = 0;
             }
         }
-    }
-
-    fn due_now(&self) -> bool {
-        self.due_in(self.clock.now()).is_none_or(|d| d.is_zero())
     }
 
     /// How long until the refresh is due (`None` when there are no credentials).

@@ -518,3 +518,27 @@ async fn seeded_credentials_are_served_without_a_load() {
     );
     assert_eq!(f.calls.load(Ordering::SeqCst), 0);
 }
+
+/// Between refreshes the refresher sleeps until the due time (in steps of at most
+/// `max_sleep`), so it refreshes within a timer tick of it, not on some later poll.
+#[tokio::test(start_paused = true)]
+async fn the_refresher_refreshes_at_the_due_time_not_on_a_later_poll() {
+    fastrand::seed(3);
+    let f = fixture(HOUR, Duration::ZERO, RefreshPolicy::default());
+    f.cache.refresh().await.unwrap();
+    let until_due = Duration::try_from(f.cache.due_at().unwrap() - f.clock.now()).unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(f.cache.clone().run_refresher(async move {
+        let _ = stopped.await;
+    }));
+    tokio::time::sleep(until_due - Duration::from_millis(5)).await;
+    assert_eq!(f.calls.load(Ordering::SeqCst), 1);
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    assert_eq!(
+        f.calls.load(Ordering::SeqCst),
+        2,
+        "refreshed within milliseconds of the due time"
+    );
+    let _ = stop.send(());
+    task.await.unwrap();
+}
