@@ -56,6 +56,7 @@ status=0
 start=$SECONDS
 for s in "${sets[@]}"; do
     echo "== $s" >&2
+    mkdir -p "target/mutants/$s"
     # shellcheck disable=SC2046 # the set's arguments are words without spaces
     nice -n 15 cargo mutants --in-place --timeout 40 --cargo-arg=--lib \
         -o "target/mutants/$s" $(args_for "$s") || status=1
