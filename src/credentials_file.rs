@@ -1246,4 +1246,88 @@ mod tests {
         let err = update_profile(&a, "default", &creds()).unwrap_err();
         assert!(matches!(err, CredentialsFileError::SymlinkLoop { .. }));
     }
+
+    /// `update` on a fresh machine: the directories are created private and the file 0600.
+    #[cfg(unix)]
+    #[test]
+    fn update_creates_missing_directories_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("home/.aws/credentials");
+        update_profile(&path, "default", &creds()).unwrap();
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(path.parent().unwrap()), 0o700);
+        assert_eq!(mode(&path), 0o600);
+        let text = fs::read_to_string(&path).unwrap();
+        assert!(text.starts_with("[default]"), "{text}");
+        assert!(text.contains(NEW_KEYS), "{text}");
+    }
+
+    /// A file `update` will not read (here: over the size cap) is an error and is left as
+    /// it is, never replaced by a file holding only the new profile.
+    #[test]
+    fn a_file_that_cannot_be_read_is_not_overwritten() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("credentials");
+        let big = crate::files::CREDENTIALS_FILE_CAP + 1;
+        fs::File::create(&path).unwrap().set_len(big).unwrap();
+        assert!(update_profile(&path, "default", &creds()).is_err());
+        assert_eq!(fs::metadata(&path).unwrap().len(), big);
+    }
+
+    /// Another writer holding the lock is waited for (up to `LOCK_WAIT`), not failed on.
+    #[cfg(unix)]
+    #[test]
+    fn a_held_lock_is_waited_for() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("credentials");
+        let lock = fs::File::create(tmp.path().join("credentials.lock")).unwrap();
+        rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive).unwrap();
+        let holder = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            drop(lock);
+        });
+        update_profile(&path, "default", &creds()).unwrap();
+        holder.join().unwrap();
+        assert!(fs::read_to_string(&path).unwrap().contains(NEW_KEYS));
+    }
+
+    /// Long values into an empty file: the up-front reservation adds every length.
+    #[test]
+    fn long_values_render_into_an_empty_file() {
+        let mut c = creds();
+        c.session_token = SecretString::from("T".repeat(2000));
+        let out = render("", "p", &c);
+        assert!(out.contains(&format!("aws_session_token = {}\n", "T".repeat(2000))));
+    }
+
+    /// Dropping a duplicate key takes the lines indented under it along, and stops at the
+    /// first line that is not: one at the key's own indentation is kept.
+    #[test]
+    fn a_line_at_the_dropped_keys_indentation_is_kept() {
+        let out = render_str(
+            "[p]\naws_access_key_id = OLD\naws_access_key_id = DUP\njunk\n",
+            "p",
+        );
+        assert!(!out.contains("DUP"), "{out}");
+        assert!(out.contains("\njunk\n"), "{out}");
+    }
+
+    /// Exit 2 is for what the user set up wrong; a busy lock is a runtime failure.
+    #[test]
+    fn only_setup_errors_are_configuration_errors() {
+        assert!(CredentialsFileError::NoHome.is_configuration());
+        let busy = CredentialsFileError::LockBusy {
+            path: PathBuf::from("credentials.lock"),
+        };
+        assert!(!busy.is_configuration());
+    }
+
+    #[test]
+    fn the_home_directory_is_home_when_it_is_set() {
+        // Read, never set: tests run in parallel.
+        if let Some(home) = std::env::var_os("HOME").filter(|h| !h.is_empty()) {
+            assert_eq!(home_dir(), Some(PathBuf::from(home)));
+        }
+    }
 }

@@ -444,6 +444,8 @@ mod tests {
             &good[..good.len() - 1],
             &good.replace("\"version\":1", "\"version\":2"),
             &good.replace("\"S\"", "\"\""),
+            &good.replace("\"A\"", "\"\""),
+            &good.replace("\"T\"", "\"\""),
             &good.replace("2030-01-01T13:00:00Z", "tomorrow"),
             r#"{"version":1}"#,
         ] {
@@ -548,6 +550,42 @@ mod tests {
         assert!(cache.load(&key(), NOW).is_some(), "exactly the cap");
         write_entry(&cache, &format!("{padded} "));
         assert!(cache.load(&key(), NOW).is_none(), "one byte over");
+    }
+
+    /// Session tokens vary in length; a long one (8 KiB, several times today's) still fits
+    /// under the cap, which is there to refuse files that are not entries at all.
+    #[test]
+    fn an_entry_with_a_long_session_token_is_kept() {
+        let (_tmp, cache) = cache();
+        let mut c = creds();
+        c.session_token = SecretString::from("T".repeat(8 * 1024));
+        cache.store(&key(), &c, FETCHED).unwrap();
+        let got = cache.load(&key(), NOW).expect("a long token is cached");
+        assert_eq!(
+            got.credentials.session_token.expose_secret().len(),
+            8 * 1024
+        );
+    }
+
+    /// Any mix of value lengths is stored: short keys with a long token, a role ARN longer
+    /// than all the rest together.
+    #[test]
+    fn values_of_any_relative_length_round_trip() {
+        let (_tmp, cache) = cache();
+        let c = Credentials {
+            access_key_id: "A".into(),
+            secret_access_key: SecretString::from("S".to_string()),
+            session_token: SecretString::from("T".repeat(100)),
+            expiration: creds().expiration,
+            role_arn: Some(format!(
+                "arn:aws:iam::123456789012:role/{}",
+                "r".repeat(270)
+            )),
+        };
+        cache.store(&key(), &c, FETCHED).unwrap();
+        let got = cache.load(&key(), NOW).unwrap().credentials;
+        assert_eq!(got.session_token.expose_secret().len(), 100);
+        assert_eq!(got.role_arn, c.role_arn);
     }
 
     #[test]

@@ -378,4 +378,123 @@ mod tests {
         assert_eq!(parsed.signature, vec![0xab, 0x01]);
         assert!(parse_authorization("AWS4-X509-RSA-SHA256 Credential=1").is_none());
     }
+
+    #[test]
+    fn algorithm_names_round_trip_and_unknown_names_are_refused() {
+        for (alg, name) in [
+            (Algorithm::RsaSha256, "AWS4-X509-RSA-SHA256"),
+            (Algorithm::EcdsaSha256, "AWS4-X509-ECDSA-SHA256"),
+            (Algorithm::MlDsa, "AWS4-X509-MLDSA"),
+        ] {
+            assert_eq!(alg.as_str(), name);
+            assert_eq!(Algorithm::from_name(name), Some(alg));
+        }
+        for unknown in ["", "AWS4-HMAC-SHA256", "aws4-x509-rsa-sha256"] {
+            assert_eq!(Algorithm::from_name(unknown), None, "{unknown:?}");
+        }
+    }
+
+    #[test]
+    fn sha256_hex_is_lower_case_hex_of_the_digest() {
+        // FIPS 180-2's vectors.
+        assert_eq!(
+            sha256_hex(b""),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+        assert_eq!(
+            sha256_hex(b"abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+
+    /// The whole `POST /sessions` canonicalisation, with the expected hashes computed
+    /// independently of this code (Python's hashlib over the strings written out here).
+    #[test]
+    fn prepare_builds_the_canonical_request_and_string_to_sign() {
+        let body = br#"{"durationSeconds":3600,"profileArn":"arn:aws:rolesanywhere:us-east-1:123456789012:profile/p","roleArn":"arn:aws:iam::123456789012:role/r","trustAnchorArn":"arn:aws:rolesanywhere:us-east-1:123456789012:trust-anchor/t"}"#;
+        let request = UnsignedRequest {
+            host: "rolesanywhere.us-east-1.amazonaws.com".into(),
+            query: vec![("b".into(), "2".into()), ("a".into(), "1 x".into())],
+            content_type: "application/json".into(),
+            body: body.to_vec(),
+            x509: "MIIBleaf".into(),
+            x509_chain: Some("MIIBone,MIIBtwo".into()),
+        };
+        let at = time::macros::datetime!(2026-11-24 12:33:52 UTC);
+        let p = request.prepare(Algorithm::EcdsaSha256, "us-east-1", at);
+        assert_eq!(p.amz_date, "20261124T123352Z");
+        assert_eq!(p.scope, "20261124/us-east-1/rolesanywhere/aws4_request");
+        assert_eq!(p.canonical_query, "a=1%20x&b=2");
+        assert_eq!(
+            p.signed_headers,
+            "content-type;host;x-amz-date;x-amz-x509;x-amz-x509-chain"
+        );
+        assert_eq!(
+            p.canonical_request,
+            "POST\n/sessions\na=1%20x&b=2\n\
+             content-type:application/json\n\
+             host:rolesanywhere.us-east-1.amazonaws.com\n\
+             x-amz-date:20261124T123352Z\n\
+             x-amz-x509:MIIBleaf\n\
+             x-amz-x509-chain:MIIBone,MIIBtwo\n\
+             \n\
+             content-type;host;x-amz-date;x-amz-x509;x-amz-x509-chain\n\
+             f650f9d51af95a5dc131b51ee8084df85e6af8eb0bdd48ffa20e98ffbb5f238f"
+        );
+        assert_eq!(
+            p.string_to_sign,
+            "AWS4-X509-ECDSA-SHA256\n20261124T123352Z\n\
+             20261124/us-east-1/rolesanywhere/aws4_request\n\
+             17a582b0efd57608bfa7d7bf5180cd481a43cb02606b4475838f9574a2fa081d"
+        );
+        // The headers sent are the ones signed, in the order given.
+        let names: Vec<&str> = p.headers.iter().map(|(n, _)| *n).collect();
+        assert_eq!(
+            names,
+            [
+                "Host",
+                "Content-Type",
+                "X-Amz-Date",
+                "X-Amz-X509",
+                "X-Amz-X509-Chain"
+            ]
+        );
+        // Without intermediates the chain header is neither sent nor signed.
+        let p = UnsignedRequest {
+            x509_chain: None,
+            ..request
+        }
+        .prepare(Algorithm::RsaSha256, "us-east-1", at);
+        assert_eq!(p.signed_headers, "content-type;host;x-amz-date;x-amz-x509");
+        assert!(p.string_to_sign.starts_with("AWS4-X509-RSA-SHA256\n"));
+    }
+
+    #[test]
+    fn authorization_parsing_refuses_unknown_and_missing_parts() {
+        let good = "AWS4-X509-ECDSA-SHA256 Credential=7/20261124/us-east-1/rolesanywhere/aws4_request, SignedHeaders=host, Signature=00ff";
+        let parsed = parse_authorization(good).unwrap();
+        assert_eq!(
+            parsed,
+            ParsedAuthorization {
+                algorithm: "AWS4-X509-ECDSA-SHA256".into(),
+                serial_decimal: "7".into(),
+                scope: "20261124/us-east-1/rolesanywhere/aws4_request".into(),
+                signed_headers: "host".into(),
+                signature: vec![0x00, 0xff],
+            }
+        );
+        for bad in [
+            good.replace(
+                "Credential=7/20261124/us-east-1/rolesanywhere/aws4_request",
+                "Credential=7",
+            ),
+            good.replace(", SignedHeaders=host", ""),
+            good.replace(", Signature=00ff", ""),
+            good.replace("Signature=00ff", "Signature=0g"),
+            format!("{good}, Extra=1"),
+            good.replace(' ', ""),
+        ] {
+            assert_eq!(parse_authorization(&bad), None, "{bad}");
+        }
+    }
 }

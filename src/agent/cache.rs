@@ -225,7 +225,9 @@ impl CredentialCache {
     }
 
     /// Whether the cached credentials are still outside the refresh window at `now` (and by
-    /// the monotonic clock).
+    /// the monotonic clock). Only the tests ask: [`CredentialCache::get`] applies the rule
+    /// to the entry it holds.
+    #[cfg(test)]
     pub fn is_fresh(&self, now: OffsetDateTime) -> bool {
         self.read().entry.as_ref().is_some_and(|e| e.is_fresh(now))
     }
@@ -345,7 +347,9 @@ impl CredentialCache {
                     _ = &mut shutdown => return,
                     _ = tokio::time::sleep(step) => {}
                 }
-                if failures == 0 && !self.due_now() {
+                // After a step towards the due time, go round again: the wait is read
+                // afresh, zero once it is due (by either clock), another step if not.
+                if failures == 0 {
                     continue;
                 }
             }
@@ -381,10 +385,6 @@ impl CredentialCache {
                 failures = 0;
             }
         }
-    }
-
-    fn due_now(&self) -> bool {
-        self.due_in(self.clock.now()).is_none_or(|d| d.is_zero())
     }
 
     /// How long until the refresh is due (`None` when there are no credentials).

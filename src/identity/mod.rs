@@ -474,3 +474,110 @@ fn load_key_with(path: &str, passwords: &Passwords) -> Result<FileKey, IdentityE
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    //! The pre-flight checks, on a throwaway P-256 PKI: the key must belong to the
+    //! certificate (by its public key, or by a probe signature when the store cannot show
+    //! it), and the certificate must be valid at that moment, both ends included.
+
+    use super::*;
+    use crate::pki::{Ca, Issued, KeyType, LeafOptions, Validity};
+    use crate::signer::{KeyKind, SignError};
+    use time::macros::datetime;
+
+    const NOT_BEFORE: OffsetDateTime = datetime!(2030-01-01 00:00:00 UTC);
+    const NOT_AFTER: OffsetDateTime = datetime!(2030-02-01 00:00:00 UTC);
+
+    fn two_leaves() -> (Issued, Issued) {
+        let ca = Ca::new_root(
+            "pre-flight test root",
+            KeyType::P256,
+            Validity::new(
+                datetime!(2029-01-01 00:00:00 UTC),
+                datetime!(2031-01-01 00:00:00 UTC),
+            ),
+        )
+        .unwrap();
+        let options = LeafOptions::new(Validity::new(NOT_BEFORE, NOT_AFTER));
+        let a = ca.issue_leaf("a", KeyType::P256, options.clone()).unwrap();
+        let b = ca.issue_leaf("b", KeyType::P256, options).unwrap();
+        (a, b)
+    }
+
+    fn key_of(leaf: &Issued) -> file::FileKey {
+        file::FileKey::from_pkcs8(leaf.key.pkcs8_der(), "file key.pem").unwrap()
+    }
+
+    fn identity(cert: &Issued, signer: Arc<dyn Signer>) -> Identity {
+        Identity {
+            certificate: Certificate::from_der(&cert.cert_der).unwrap(),
+            chain: Vec::new(),
+            signer,
+        }
+    }
+
+    /// A store that cannot export its public key (as some tokens), so the check must sign a
+    /// probe and verify it.
+    #[derive(Debug)]
+    struct NoPublicKey(file::FileKey);
+
+    impl Signer for NoPublicKey {
+        fn key_kind(&self) -> KeyKind {
+            self.0.key_kind()
+        }
+        fn sign(&self, message: &[u8], digest: Digest) -> Result<Vec<u8>, SignError> {
+            self.0.sign(message, digest)
+        }
+        fn public_key(&self) -> Option<Vec<u8>> {
+            None
+        }
+        fn source(&self) -> String {
+            self.0.source()
+        }
+    }
+
+    #[test]
+    fn the_certificate_is_accepted_from_not_before_to_not_after_inclusive() {
+        let (a, _) = two_leaves();
+        let id = identity(&a, Arc::new(key_of(&a)));
+        let second = time::Duration::SECOND;
+        id.check("cert.pem", NOT_BEFORE).unwrap();
+        id.check("cert.pem", NOT_AFTER).unwrap();
+        match id.check("cert.pem", NOT_BEFORE - second) {
+            Err(IdentityError::NotYetValid { not_before, .. }) => {
+                assert_eq!(not_before, "2030-01-01T00:00:00Z");
+            }
+            other => panic!("{other:?}"),
+        }
+        match id.check("cert.pem", NOT_AFTER + second) {
+            Err(IdentityError::Expired { not_after, .. }) => {
+                assert_eq!(not_after, "2030-02-01T00:00:00Z");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_key_of_another_certificate_is_refused() {
+        let (a, b) = two_leaves();
+        let now = NOT_BEFORE + time::Duration::DAY;
+        match identity(&a, Arc::new(key_of(&b))).check("cert.pem", now) {
+            Err(IdentityError::KeyMismatch { key, .. }) => assert_eq!(key, "file key.pem"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn without_a_public_key_a_probe_signature_decides() {
+        let (a, b) = two_leaves();
+        let now = NOT_BEFORE + time::Duration::DAY;
+        identity(&a, Arc::new(NoPublicKey(key_of(&a))))
+            .check("cert.pem", now)
+            .unwrap();
+        assert!(matches!(
+            identity(&a, Arc::new(NoPublicKey(key_of(&b)))).check("cert.pem", now),
+            Err(IdentityError::KeyMismatch { .. })
+        ));
+    }
+}

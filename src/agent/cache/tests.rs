@@ -449,3 +449,115 @@ async fn the_last_attempt_and_its_error_are_remembered_for_status() {
     f.cache.refresh().await.unwrap();
     assert_eq!(f.cache.last_attempt().1, None);
 }
+
+#[test]
+fn a_load_error_keeps_its_kind_and_typed_cause_and_shows_the_hint() {
+    let e = LoadError::new(
+        LoadErrorKind::Configuration,
+        std::io::Error::other("cannot read the CA bundle"),
+        Some("fix the file".into()),
+    );
+    assert_eq!(e.kind(), LoadErrorKind::Configuration);
+    assert_eq!(e.cause().to_string(), "cannot read the CA bundle");
+    let source = std::error::Error::source(&e).expect("the cause is the source");
+    assert!(source.downcast_ref::<std::io::Error>().is_some());
+    assert_eq!(
+        e.to_string(),
+        "cannot read the CA bundle\n  hint: fix the file"
+    );
+    let e = LoadError::new(LoadErrorKind::Retryable, std::io::Error::other("503"), None);
+    assert_eq!(e.kind(), LoadErrorKind::Retryable);
+}
+
+/// The jitter is drawn once per set: up to 5% of the window, at most two minutes, spread
+/// over that whole range, and only ever brings the refresh forward.
+#[tokio::test(start_paused = true)]
+async fn the_refresh_jitter_is_up_to_five_percent_of_the_window_capped_at_two_minutes() {
+    fastrand::seed(11);
+    // A 20-minute window: 5% is one minute. A 4-hour window: 5% is 12 minutes, capped at 2.
+    for (lifetime, window, most) in [
+        (HOUR, 20 * MIN, Duration::from_secs(60)),
+        (12 * HOUR, 4 * HOUR, Duration::from_secs(120)),
+    ] {
+        let policy = RefreshPolicy {
+            refresh_before: window,
+            ..RefreshPolicy::default()
+        };
+        let f = fixture(lifetime, Duration::ZERO, policy);
+        let mut jitters = Vec::new();
+        for _ in 0..300 {
+            let creds = f.cache.refresh().await.unwrap();
+            let due = f.cache.due_at().unwrap();
+            let jitter = Duration::try_from(creds.expiration - window - due)
+                .expect("the jitter brings the refresh forward, never back");
+            jitters.push(jitter);
+        }
+        let (min, max) = (
+            *jitters.iter().min().unwrap(),
+            *jitters.iter().max().unwrap(),
+        );
+        assert!(max <= most, "{window:?}: {max:?} above {most:?}");
+        assert!(
+            max > most.mul_f64(0.9),
+            "{window:?}: never near the top: {max:?}"
+        );
+        assert!(
+            min < most.mul_f64(0.1),
+            "{window:?}: never near zero: {min:?}"
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn fetched_at_is_when_the_current_set_was_installed() {
+    let f = fixture(HOUR, Duration::ZERO, RefreshPolicy::default());
+    assert_eq!(f.cache.fetched_at(), None);
+    f.cache.refresh().await.unwrap();
+    assert_eq!(f.cache.fetched_at(), Some(START));
+    tokio::time::advance(45 * MIN).await;
+    f.cache.refresh().await.unwrap();
+    assert_eq!(f.cache.fetched_at(), Some(START + 45 * MIN));
+}
+
+#[tokio::test(start_paused = true)]
+async fn seeded_credentials_are_served_without_a_load() {
+    let f = fixture(HOUR, Duration::ZERO, RefreshPolicy::default());
+    let seeded = f.cache.seed(Credentials {
+        access_key_id: "ASIASEEDED".into(),
+        secret_access_key: SecretString::from("s".to_string()),
+        session_token: SecretString::from("t".to_string()),
+        expiration: START + HOUR,
+        role_arn: None,
+    });
+    assert_eq!(seeded.access_key_id, "ASIASEEDED");
+    assert_eq!(f.cache.get().await.unwrap().access_key_id, "ASIASEEDED");
+    assert_eq!(
+        f.cache.current(f.clock.now()).unwrap().access_key_id,
+        "ASIASEEDED"
+    );
+    assert_eq!(f.calls.load(Ordering::SeqCst), 0);
+}
+
+/// Between refreshes the refresher sleeps until the due time (in steps of at most
+/// `max_sleep`), so it refreshes within a timer tick of it, not on some later poll.
+#[tokio::test(start_paused = true)]
+async fn the_refresher_refreshes_at_the_due_time_not_on_a_later_poll() {
+    fastrand::seed(3);
+    let f = fixture(HOUR, Duration::ZERO, RefreshPolicy::default());
+    f.cache.refresh().await.unwrap();
+    let until_due = Duration::try_from(f.cache.due_at().unwrap() - f.clock.now()).unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(f.cache.clone().run_refresher(async move {
+        let _ = stopped.await;
+    }));
+    tokio::time::sleep(until_due - Duration::from_millis(5)).await;
+    assert_eq!(f.calls.load(Ordering::SeqCst), 1);
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    assert_eq!(
+        f.calls.load(Ordering::SeqCst),
+        2,
+        "refreshed within milliseconds of the due time"
+    );
+    let _ = stop.send(());
+    task.await.unwrap();
+}
