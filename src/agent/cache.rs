@@ -343,9 +343,15 @@ impl CredentialCache {
                 } else {
                     wait.min(self.policy.max_sleep)
                 };
+                let generation = self.read().generation;
                 tokio::select! {
                     _ = &mut shutdown => return,
                     _ = tokio::time::sleep(step) => {}
+                }
+                // A client's request loaded a new set during the backoff: that was the
+                // refresh being retried, so wait for the new set's due time instead.
+                if failures > 0 && self.read().generation != generation {
+                    failures = 0;
                 }
                 // After a step towards the due time, go round again: the wait is read
                 // afresh, zero once it is due (by either clock), another step if not.

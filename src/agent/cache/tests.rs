@@ -561,3 +561,46 @@ async fn the_refresher_refreshes_at_the_due_time_not_on_a_later_poll() {
     let _ = stop.send(());
     task.await.unwrap();
 }
+
+/// A load made by a client during the refresher's backoff is the refresh it was retrying:
+/// when the retry timer fires, it goes back to waiting for the new set's due time instead
+/// of making another CreateSession.
+#[tokio::test(start_paused = true)]
+async fn a_refresh_by_a_client_during_the_backoff_cancels_the_retry() {
+    let policy = RefreshPolicy {
+        retry_base: Duration::from_secs(60),
+        retry_cap: Duration::from_secs(60),
+        ..RefreshPolicy::default()
+    };
+    let f = fixture(HOUR, Duration::ZERO, policy);
+    f.cache.refresh().await.unwrap();
+    f.fail.store(true, Ordering::SeqCst);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(f.cache.clone().run_refresher(async move {
+        let _ = stopped.await;
+    }));
+    // Into the refresh window: the refresher's attempt fails and it backs off (up to 60 s,
+    // drawn from the seeded generator, so the run is the same every time).
+    fastrand::seed(7);
+    while f.calls.load(Ordering::SeqCst) < 2 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        f.calls.load(Ordering::SeqCst),
+        2,
+        "one failed background attempt"
+    );
+    // The service is back and a client's request loads a new set during the backoff.
+    f.fail.store(false, Ordering::SeqCst);
+    f.cache.refresh().await.unwrap();
+    assert_eq!(f.calls.load(Ordering::SeqCst), 3);
+    // Past the longest backoff: no CreateSession beyond the client's.
+    tokio::time::sleep(Duration::from_secs(120)).await;
+    assert_eq!(
+        f.calls.load(Ordering::SeqCst),
+        3,
+        "the retry was made although a client had refreshed"
+    );
+    let _ = stop.send(());
+    task.await.unwrap();
+}
