@@ -225,20 +225,11 @@ impl Module {
             return Ok(());
         }
         let pin = pins.get(&token.describe());
-        let result = match &pin {
-            Some(pin) => session.login(UserType::User, Some(pin)),
-            // A PIN pad or biometric reader asks the user itself.
-            None if token.protected_authentication_path => session.login(UserType::User, None),
-            None => {
-                return Err(Pkcs11Error::PinNeeded {
-                    token: token.describe(),
-                });
-            }
-        };
-        self.login_result(result, token)
+        self.relogin(session, token, pin.as_ref())
     }
 
-    /// Logs in again with a PIN already known (recovery after a token was re-inserted).
+    /// Logs in with a PIN already known (also the recovery after a token was re-inserted);
+    /// without one, only a token with its own PIN pad or biometric reader can log in.
     pub fn relogin(
         &self,
         session: &Session,
@@ -250,6 +241,7 @@ impl Module {
         }
         let result = match pin {
             Some(pin) => session.login(UserType::User, Some(pin)),
+            // A PIN pad or biometric reader asks the user itself.
             None if token.protected_authentication_path => session.login(UserType::User, None),
             None => {
                 return Err(Pkcs11Error::PinNeeded {
